@@ -1,0 +1,111 @@
+import threading
+
+import pytest
+from django.db import DatabaseError, connection, connections, transaction
+
+from voucher_service.audit import GENESIS_HASH, record_event, verify_audit_chain
+from voucher_service.models import AuditEvent
+
+
+def _append(n: int, actor: str = "principal:ops") -> list[AuditEvent]:
+    return [
+        record_event(actor=actor, action="test.action", target_type="thing",
+                     target_id=str(i), payload={"i": i})
+        for i in range(n)
+    ]
+
+
+@pytest.mark.django_db
+def test_events_link_to_their_predecessor():
+    first, second, third = _append(3)
+    assert first.prev_hash == GENESIS_HASH
+    assert second.prev_hash == first.hash and third.prev_hash == second.hash
+    report = verify_audit_chain()
+    assert report.ok and report.events_checked == 3
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE voucher_service_auditevent SET payload = '{}'",
+        "DELETE FROM voucher_service_auditevent",
+    ],
+)
+def test_update_and_delete_are_refused(sql):
+    _append(2)
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), \
+            connection.cursor() as cursor:
+        cursor.execute(sql)
+    assert AuditEvent.objects.count() == 2
+
+
+def _tamper(sql: str, params: list) -> None:
+    """Edits with the trigger disabled, as a superuser with raw SQL could."""
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE voucher_service_auditevent DISABLE TRIGGER USER")
+        cursor.execute(sql, params)
+        cursor.execute("ALTER TABLE voucher_service_auditevent ENABLE TRIGGER USER")
+
+
+@pytest.mark.django_db
+def test_verifier_names_an_edited_event():
+    events = _append(5)
+    _tamper("UPDATE voucher_service_auditevent SET payload = %s WHERE id = %s",
+            ['{"i": 999}', events[2].pk])
+    report = verify_audit_chain()
+    assert not report.ok
+    assert report.first_break.event_id == events[2].pk
+    assert "content" in report.first_break.reason
+
+
+@pytest.mark.django_db
+def test_verifier_names_the_event_after_a_deleted_one():
+    events = _append(5)
+    _tamper("DELETE FROM voucher_service_auditevent WHERE id = %s", [events[1].pk])
+    report = verify_audit_chain()
+    assert report.first_break.event_id == events[2].pk
+    assert "prev_hash" in report.first_break.reason
+
+
+@pytest.mark.django_db
+def test_verifier_catches_a_rehashed_edit():
+    """Recomputing the edited event's own hash still breaks the next event's link."""
+    events = _append(4)
+    _tamper(
+        "UPDATE voucher_service_auditevent SET actor = 'principal:mallory', hash = %s "
+        "WHERE id = %s",
+        ["f" * 64, events[1].pk],
+    )
+    report = verify_audit_chain()
+    assert report.first_break.event_id == events[1].pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_appends_leave_one_unbroken_chain():
+    threads, per_thread = 16, 25
+    barrier = threading.Barrier(threads)
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            barrier.wait()
+            for i in range(per_thread):
+                with transaction.atomic():
+                    record_event(actor=f"principal:t{n}", action="test.concurrent",
+                                 target_type="thing", target_id=f"{n}-{i}")
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert not errors
+    report = verify_audit_chain()
+    assert report.ok and report.events_checked == threads * per_thread
+    prev_hashes = list(AuditEvent.objects.values_list("prev_hash", flat=True))
+    assert len(set(prev_hashes)) == len(prev_hashes), "two events share a predecessor: a fork"

@@ -1,0 +1,99 @@
+"""Shared fixtures: principals with real tokens, customer JWTs, campaigns and registries."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from accounts.identity import mint_customer_token
+from accounts.services import create_principal
+from vouchers.models import Campaign, Component, RegistryEntry
+
+_names = itertools.count(1)
+
+
+@pytest.fixture
+def make_principal(db):
+    def make(role: str, name: str | None = None) -> tuple[object, str]:
+        return create_principal(role=role, name=name or f"{role}-{next(_names)}")
+
+    return make
+
+
+@pytest.fixture
+def client_for():
+    """``client_for(token)``: an API client sending ``Authorization: Bearer <token>``."""
+
+    def make(token: str | None = None) -> APIClient:
+        client = APIClient()
+        if token:
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def role_client(make_principal, client_for):
+    """``role_client("operations")``: a client authenticated as a new principal of that role."""
+
+    def make(role: str) -> APIClient:
+        principal, token = make_principal(role)
+        client = client_for(token)
+        client.principal = principal
+        return client
+
+    return make
+
+
+@pytest.fixture
+def customer_client(client_for):
+    def make(customer_id: int) -> APIClient:
+        return client_for(mint_customer_token(customer_id))
+
+    return make
+
+
+@pytest.fixture
+def make_campaign(db):
+    def make(
+        slug: str = "breach-2026",
+        components: list[dict] | None = None,
+        opens_at: dt.datetime | None = None,
+    ) -> Campaign:
+        campaign = Campaign.objects.create(
+            slug=slug,
+            name=f"Campaign {slug}",
+            eligibility_opens_at=opens_at or timezone.now() - dt.timedelta(days=1),
+            created_by="test",
+        )
+        expires = timezone.now() + dt.timedelta(days=90)
+        for spec in components or [{"category": "all", "amount_krw": 50_000}]:
+            Component.objects.create(campaign=campaign, **{"expires_at": expires, **spec})
+        return campaign
+
+    return make
+
+
+@pytest.fixture
+def load_registry(db):
+    """``load_registry(campaign, {customer_id: "active" | "dormant" | "closed", ...})``."""
+
+    def load(campaign: Campaign, statuses: dict[int, str]) -> None:
+        now = timezone.now()
+        RegistryEntry.objects.bulk_create(
+            RegistryEntry(
+                campaign=campaign,
+                customer_id=cid,
+                account_status=status,
+                account_closed_at=now if status == "closed" else None,
+                imported_at=now,
+            )
+            for cid, status in statuses.items()
+        )
+
+    return load

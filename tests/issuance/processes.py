@@ -1,0 +1,128 @@
+"""Real processes for the fault tests: Celery workers and a private PostgreSQL cluster.
+
+Workers run in their own session so that a SIGKILL takes the whole process group (the
+pool's children included), as when a machine or container dies. The private cluster lets
+a test stop and start PostgreSQL without touching the shared one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CELERY = ROOT / ".venv" / "bin" / "celery"
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+# Short timeouts so recovery happens within a test; the defaults are minutes.
+FAST_RECOVERY = {
+    "ISSUANCE_TICK_SECONDS": "1",
+    "ISSUANCE_CHUNK_STALE_SECONDS": "3",
+    "ISSUANCE_DISPATCH_STALE_SECONDS": "6",
+    "ISSUANCE_RETRY_BACKOFF_SECONDS": "0.5",
+    "ISSUANCE_RETRY_BACKOFF_MAX_SECONDS": "2",
+    "ISSUANCE_MAX_IN_FLIGHT": "4",
+    "DEBUG": "1",
+}
+
+
+def wait_for(predicate: Callable[[], object], *, timeout: float, what: str,
+             interval: float = 0.05) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Worker:
+    """``celery -A config worker -P prefork -c 2 -B``: beat embedded, so it ticks too."""
+
+    def __init__(self, env: dict[str, str], workdir: Path, name: str) -> None:
+        self.log = workdir / f"{name}.log"
+        command = [
+            str(CELERY), "-A", "config", "worker", "-P", "prefork", "-c", "2", "-B",
+            "-s", str(workdir / f"{name}-beat"), "-n", f"{name}@%h", "--loglevel=INFO",
+            "--without-mingle", "--without-gossip", "--without-heartbeat",
+        ]
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env},
+                                            stdout=out, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+
+    def kill(self) -> None:
+        """SIGKILL to the whole group: no task gets to finish, nothing is acknowledged."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _as_postgres(*args: str) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else list(args)
+
+
+class PrivateCluster:
+    """A throwaway cluster (initdb) on a free port, data under /tmp."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="iss-pg-"))
+        self.data = self.dir / "data"
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+        subprocess.run(_as_postgres(str(PG_BIN / "initdb"), "-D", str(self.data), "-A",
+                                    "trust", "-U", "postgres", "--no-sync"),
+                       check=True, capture_output=True)
+        self.start()
+
+    def url(self, database: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _ctl(self, *args: str) -> None:
+        subprocess.run(_as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), *args),
+                       check=True, capture_output=True)
+
+    def start(self) -> None:
+        options = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
+                   "-c fsync=off -c full_page_writes=off")
+        self._ctl("-l", str(self.dir / "server.log"), "-o", options, "-w", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._ctl("-m", mode, "-w", "stop")
+
+    def destroy(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop("immediate")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def manage(*args: str, env: dict[str, str]) -> str:
+    done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT,
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def create_database(url: str) -> None:
+    subprocess.run([sys.executable, "scripts/create_database.py", url], cwd=ROOT, check=True,
+                   capture_output=True)

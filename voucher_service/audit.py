@@ -1,0 +1,127 @@
+"""Appending to and verifying the hash-chained audit trail.
+
+Each event stores the previous event's hash and a SHA-256 over its own content and that
+previous hash, so editing or deleting any event (even with raw SQL, triggers disabled)
+breaks every later link. Appends take one transaction-scoped advisory lock, so concurrent
+writers line up and the chain never forks; the lock is held only until the caller commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from voucher_service.models import AuditEvent
+
+GENESIS_HASH = "0" * 64
+_AUDIT_LOCK_KEY = 0x417564_6974  # "Audit"
+
+
+def event_hash(
+    *,
+    prev_hash: str,
+    occurred_at: datetime,
+    actor: str,
+    action: str,
+    target_type: str,
+    target_id: str,
+    payload: dict[str, Any],
+) -> str:
+    content = json.dumps(
+        [
+            prev_hash,
+            occurred_at.isoformat(timespec="microseconds"),
+            actor,
+            action,
+            target_type,
+            target_id,
+            payload,
+        ],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
+def record_event(
+    *,
+    actor: str,
+    action: str,
+    target_type: str,
+    target_id: str,
+    payload: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Appends one event; call it inside the transaction of the change it records."""
+    payload = payload or {}
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_AUDIT_LOCK_KEY])
+        prev_hash = (
+            AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first()
+            or GENESIS_HASH
+        )
+        occurred_at = timezone.now()
+        fields = {
+            "occurred_at": occurred_at,
+            "actor": actor,
+            "action": action,
+            "target_type": target_type,
+            "target_id": str(target_id),
+            "payload": payload,
+        }
+        return AuditEvent.objects.create(
+            prev_hash=prev_hash, hash=event_hash(prev_hash=prev_hash, **fields), **fields
+        )
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    event_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    events_checked: int
+    first_break: ChainBreak | None
+
+    @property
+    def ok(self) -> bool:
+        return self.first_break is None
+
+
+def _events() -> Iterator[AuditEvent]:
+    return AuditEvent.objects.order_by("id").iterator(chunk_size=5000)
+
+
+def verify_audit_chain() -> ChainReport:
+    """Walks the chain in id order and names the first event whose link does not hold."""
+    expected_prev = GENESIS_HASH
+    checked = 0
+    for event in _events():
+        checked += 1
+        if event.prev_hash != expected_prev:
+            return ChainReport(
+                checked, ChainBreak(event.pk, "prev_hash does not match the previous event")
+            )
+        recomputed = event_hash(
+            prev_hash=event.prev_hash,
+            occurred_at=event.occurred_at,
+            actor=event.actor,
+            action=event.action,
+            target_type=event.target_type,
+            target_id=event.target_id,
+            payload=event.payload,
+        )
+        if recomputed != event.hash:
+            return ChainReport(checked, ChainBreak(event.pk, "content does not match its hash"))
+        expected_prev = event.hash
+    return ChainReport(checked, None)

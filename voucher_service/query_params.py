@@ -1,0 +1,28 @@
+"""Strict query parameters: validated by a serializer, unknown names refused with 400."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from voucher_service.problems import ProblemError
+
+PAGINATION_PARAMS = frozenset({"cursor", "page_size"})
+
+
+def parse_query(
+    request, serializer_class: type[serializers.Serializer], *, extra: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    allowed = set(serializer_class().fields) | extra
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        raise ProblemError(
+            status=400,
+            code="unknown_query_parameter",
+            detail=f"Unknown query parameter(s): {', '.join(unknown)}.",
+            errors={name: ["Unknown query parameter."] for name in unknown},
+        )
+    serializer = serializer_class(data=request.query_params)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data

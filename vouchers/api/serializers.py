@@ -1,0 +1,30 @@
+"""Representations shared by every API that shows vouchers."""
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from vouchers.identifiers import public_voucher_id, voucher_code_last4
+from vouchers.models import Voucher, VoucherStatus
+
+
+class VoucherSerializer(serializers.ModelSerializer):
+    id = serializers.SerializerMethodField()
+    campaign = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    status = serializers.ChoiceField(choices=VoucherStatus.choices, read_only=True)
+    code_last4 = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Voucher
+        fields = [
+            "id", "campaign", "category", "amount_krw", "balance_krw", "single_use",
+            "min_order_krw", "status", "issued_at", "expires_at", "code_last4",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.CharField())
+    def get_id(self, voucher: Voucher) -> str:
+        return public_voucher_id(voucher.pk)
+
+    @extend_schema_field(serializers.CharField(min_length=4, max_length=4))
+    def get_code_last4(self, voucher: Voucher) -> str:
+        return voucher_code_last4(voucher.pk)

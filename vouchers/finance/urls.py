@@ -1,0 +1,10 @@
+from django.urls import path
+
+from vouchers.finance import api
+
+urlpatterns = [
+    path("finance/summary", api.SummaryView.as_view(), name="finance-summary"),
+    path("finance/reconciliation", api.ReconciliationView.as_view(),
+         name="finance-reconciliation"),
+    path("audit-events", api.AuditEventListView.as_view(), name="audit-events"),
+]

@@ -1,0 +1,90 @@
+"""Admin for issuance runs: read-only, with a progress bar from the chunk table."""
+
+from django.contrib import admin
+from django.utils.html import format_html
+
+from vouchers.issuance import selectors
+from vouchers.issuance.models import IssuanceChunk, IssuanceRun, Notification, Revocation
+
+
+def _bar(run: IssuanceRun) -> str:
+    p = selectors.progress(run)
+    percent = round(p.progress * 100, 1)
+    eta = "" if p.eta_seconds is None else f", ETA {p.eta_seconds} s"
+    return format_html(
+        '<progress value="{}" max="100" style="width: 12em">{}%</progress> {}% '
+        "({} customers, {} vouchers{})",
+        percent, percent, percent, p.customers_done, p.vouchers_issued, eta,
+    )
+
+
+class ChunkInline(admin.TabularInline):
+    model = IssuanceChunk
+    fields = ["lo", "hi", "customers", "status", "attempts", "vouchers_issued", "finished_at",
+              "last_error"]
+    readonly_fields = fields
+    can_delete = False
+    extra = 0
+    max_num = 0
+    show_change_link = False
+
+    def get_queryset(self, request):
+        # Only what needs a look: chunks not done (a large run has thousands of done ones).
+        return super().get_queryset(request).exclude(status="done").order_by("lo")
+
+
+@admin.register(IssuanceRun)
+class IssuanceRunAdmin(admin.ModelAdmin):
+    list_display = ["id", "campaign", "status", "dry_run", "created_by", "approved_by",
+                    "eligible_customers", "progress_bar", "started_at", "finished_at"]
+    list_filter = ["status", "dry_run"]
+    readonly_fields = [f.name for f in IssuanceRun._meta.fields] + ["progress_bar"]
+    inlines = [ChunkInline]
+
+    def get_queryset(self, request):
+        return selectors.runs_with_counters()
+
+    @admin.display(description="progress")
+    def progress_bar(self, run: IssuanceRun) -> str:
+        return _bar(run)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Revocation)
+class RevocationAdmin(admin.ModelAdmin):
+    list_display = ["campaign", "customer_id", "vouchers_revoked", "revoked_krw", "created_by",
+                    "created_at"]
+    search_fields = ["customer_id"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = ["campaign", "customer_id", "kind", "created_at", "sent_at"]
+    list_filter = ["kind"]
+    search_fields = ["customer_id"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

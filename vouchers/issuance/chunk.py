@@ -1,0 +1,118 @@
+"""Issuing one chunk of a campaign's registry: one set-based statement.
+
+Vouchers for every registry customer in ``[lo, hi)`` without an exclusion in force, one per
+component, and the ledger's summary postings for exactly the rows inserted, all in one SQL
+statement. ``ON CONFLICT DO NOTHING`` on (campaign, registry customer, component) makes a
+re-run, a concurrent duplicate or a retry after a crash issue nothing twice. The same
+statement fills the notification outbox for the customers it issued to (active and dormant
+accounts; closed accounts get nothing, we hold no number to reach them).
+
+Before the statement the transaction takes the campaign's issuance lock in shared mode; a
+revocation takes it exclusively, so an exclusion it commits is seen by every chunk that
+starts later and a chunk in flight finishes before the revocation looks for vouchers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from django.db import connection, transaction
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    vouchers_issued: int
+    customers_issued: int
+    amount_krw: int
+
+
+_ISSUE_CHUNK = """
+WITH issued AS (
+    INSERT INTO vouchers_voucher (
+        campaign_id, component_id, registry_customer_id, customer_id, category,
+        amount_krw, balance_krw, single_use, min_order_krw, status,
+        issued_at, expires_at, issuance_run_id
+    )
+    SELECT r.campaign_id, c.id, r.customer_id, r.customer_id, c.category,
+           c.amount_krw, c.amount_krw, c.single_use, c.min_order_krw,
+           CASE WHEN r.account_status = 'closed' THEN 'unclaimed' ELSE 'active' END,
+           now(), coalesce(c.expires_at, now() + make_interval(days => c.valid_days)),
+           %(run_id)s
+    FROM vouchers_registryentry r
+    JOIN vouchers_component c ON c.campaign_id = r.campaign_id
+    WHERE r.campaign_id = %(campaign_id)s
+      AND r.customer_id >= %(lo)s AND r.customer_id < %(hi)s
+      AND NOT EXISTS (
+          SELECT 1 FROM vouchers_exclusion e
+          WHERE e.campaign_id = r.campaign_id AND e.customer_id = r.customer_id
+            AND e.lifted_at IS NULL
+      )
+    ORDER BY r.customer_id, c.id
+    ON CONFLICT (campaign_id, registry_customer_id, component_id) DO NOTHING
+    RETURNING registry_customer_id, category, amount_krw, status
+),
+totals AS (
+    SELECT category,
+           count(*)::int AS n,
+           sum(amount_krw)::bigint AS total,
+           coalesce(sum(amount_krw) FILTER (WHERE status = 'active'), 0)::bigint AS active,
+           coalesce(sum(amount_krw) FILTER (WHERE status = 'unclaimed'), 0)::bigint AS unclaimed
+    FROM issued GROUP BY category
+),
+tx AS (
+    INSERT INTO vouchers_ledgertransaction (campaign_id, reason, created_at, run_id, chunk_id)
+    SELECT %(campaign_id)s, 'issuance', now(), %(run_id)s, %(chunk_id)s
+    WHERE EXISTS (SELECT 1 FROM totals)
+    RETURNING id
+),
+posted AS (
+    INSERT INTO vouchers_ledgerposting
+        (transaction_id, campaign_id, category, account, voucher_id, amount_krw, voucher_count)
+    SELECT tx.id, %(campaign_id)s, t.category, p.account, NULL, p.amount, p.n
+    FROM tx, totals t,
+         LATERAL (VALUES ('expense', t.total, t.n),
+                         ('liability', -t.active, 0),
+                         ('unclaimed', -t.unclaimed, 0)) AS p(account, amount, n)
+    WHERE p.amount <> 0
+    RETURNING 1
+),
+notified AS (
+    INSERT INTO issuance_notification (campaign_id, customer_id, kind, created_at)
+    SELECT DISTINCT %(campaign_id)s::bigint, registry_customer_id, 'issued', now()
+    FROM issued WHERE status = 'active'
+    ON CONFLICT (campaign_id, customer_id, kind) DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM issued),
+       (SELECT count(DISTINCT registry_customer_id) FROM issued),
+       (SELECT coalesce(sum(amount_krw), 0) FROM issued),
+       (SELECT count(*) FROM posted),
+       (SELECT count(*) FROM notified)
+"""
+
+# pg_advisory_xact_lock(int, int) key space: (this constant, campaign id).
+_ISSUANCE_LOCK_CLASS = 0x4953  # "IS"
+
+
+def lock_campaign_issuance(campaign_id: int, *, shared: bool) -> None:
+    """Chunks take this shared, revocations exclusively; held until the transaction ends."""
+    sql = ("SELECT pg_advisory_xact_lock_shared(%s, %s)" if shared
+           else "SELECT pg_advisory_xact_lock(%s, %s)")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [_ISSUANCE_LOCK_CLASS, campaign_id])
+
+
+def issue_chunk(
+    *, campaign_id: int, lo: int, hi: int, run_id: UUID | None, chunk_id: int | None
+) -> ChunkResult:
+    """Issues the chunk in its own short transaction (or the caller's, if one is open)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        lock_campaign_issuance(campaign_id, shared=True)
+        cursor.execute(
+            _ISSUE_CHUNK,
+            {"campaign_id": campaign_id, "lo": lo, "hi": hi, "run_id": run_id,
+             "chunk_id": chunk_id},
+        )
+        vouchers, customers, amount, _, _ = cursor.fetchone()
+    return ChunkResult(vouchers_issued=vouchers, customers_issued=customers, amount_krw=int(amount))

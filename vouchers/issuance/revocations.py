@@ -1,0 +1,65 @@
+"""Revoking an account found invalid after launch: its unspent vouchers, and every later run.
+
+One transaction: the campaign's issuance lock taken exclusively (so a chunk in flight
+finishes first and every later chunk sees the exclusion), each unspent voucher moved from
+its holding account to ``revoked`` in the ledger and zeroed, an ``Exclusion`` in force,
+the ``Revocation`` row and an audit event. Revoking a customer twice changes nothing and
+returns the first revocation.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from voucher_service.audit import record_event
+from vouchers.issuance.chunk import lock_campaign_issuance
+from vouchers.issuance.models import Revocation
+from vouchers.ledger.posting import move, post_transaction
+from vouchers.models import Account, Campaign, Exclusion, Reason, Voucher, VoucherStatus
+
+_HOLDING = {VoucherStatus.ACTIVE: Account.LIABILITY, VoucherStatus.UNCLAIMED: Account.UNCLAIMED}
+
+
+def _revoke_voucher(voucher: Voucher) -> None:
+    post_transaction(
+        campaign_id=voucher.campaign_id, reason=Reason.REVOCATION, voucher_id=voucher.pk,
+        postings=move(debit=_HOLDING[voucher.status], credit=Account.REVOKED,
+                      amount_krw=voucher.balance_krw, category=voucher.category,
+                      voucher_id=voucher.pk),
+    )
+    Voucher.objects.filter(pk=voucher.pk, balance_krw=voucher.balance_krw).update(
+        balance_krw=0, status=VoucherStatus.REVOKED
+    )
+
+
+@transaction.atomic
+def revoke_customer(
+    *, campaign: Campaign, customer_id: int, reason: str, actor: str
+) -> tuple[Revocation, bool]:
+    """Returns the revocation and whether this call made it."""
+    lock_campaign_issuance(campaign.pk, shared=False)
+    existing = Revocation.objects.filter(campaign=campaign, customer_id=customer_id).first()
+    if existing is not None:
+        return existing, False
+    unspent = list(
+        Voucher.objects.select_for_update()
+        .filter(campaign=campaign, registry_customer_id=customer_id,
+                status__in=list(_HOLDING), balance_krw__gt=0)
+        .order_by("pk")
+    )
+    for voucher in unspent:
+        _revoke_voucher(voucher)
+    if not Exclusion.objects.filter(campaign=campaign, customer_id=customer_id,
+                                    lifted_at__isnull=True).exists():
+        Exclusion.objects.create(campaign=campaign, customer_id=customer_id,
+                                 reason=f"revoked: {reason}"[:500], created_by=actor)
+    revocation = Revocation.objects.create(
+        campaign=campaign, customer_id=customer_id, reason=reason, created_by=actor,
+        vouchers_revoked=len(unspent), revoked_krw=sum(v.balance_krw for v in unspent),
+    )
+    record_event(actor=actor, action="revocation.created", target_type="revocation",
+                 target_id=str(revocation.pk),
+                 payload={"campaign": campaign.slug, "customer_id": customer_id,
+                          "vouchers_revoked": revocation.vouchers_revoked,
+                          "revoked_krw": revocation.revoked_krw})
+    return revocation, True

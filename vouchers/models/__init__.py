@@ -1,0 +1,27 @@
+from vouchers.models.campaigns import Campaign, Component
+from vouchers.models.ledger import (
+    Account,
+    LedgerBalance,
+    LedgerDaily,
+    LedgerPosting,
+    LedgerTransaction,
+    Reason,
+)
+from vouchers.models.registry import AccountStatus, Exclusion, RegistryEntry
+from vouchers.models.vouchers import Voucher, VoucherStatus
+
+__all__ = [
+    "Account",
+    "AccountStatus",
+    "Campaign",
+    "Component",
+    "Exclusion",
+    "LedgerBalance",
+    "LedgerDaily",
+    "LedgerPosting",
+    "LedgerTransaction",
+    "Reason",
+    "RegistryEntry",
+    "Voucher",
+    "VoucherStatus",
+]

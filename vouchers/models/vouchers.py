@@ -1,0 +1,57 @@
+"""Vouchers: one per (campaign, registry customer, component); balance cached from the ledger."""
+
+from django.db import models
+from django.db.models import F, Q
+
+
+class VoucherStatus(models.TextChoices):
+    ACTIVE = "active"
+    UNCLAIMED = "unclaimed"
+    EXHAUSTED = "exhausted"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+
+
+class Voucher(models.Model):
+    campaign = models.ForeignKey("vouchers.Campaign", on_delete=models.PROTECT)
+    component = models.ForeignKey("vouchers.Component", on_delete=models.PROTECT)
+    # The registry customer the voucher was issued for; never changes.
+    registry_customer_id = models.BigIntegerField()
+    # The holder: the registry customer, or the new account that claimed a closed one's.
+    customer_id = models.BigIntegerField(db_index=True)
+    category = models.SlugField(max_length=32)
+    amount_krw = models.BigIntegerField()
+    # A cache of amount_krw minus the voucher's ledger postings (verify_ledger checks it).
+    balance_krw = models.BigIntegerField()
+    single_use = models.BooleanField()
+    min_order_krw = models.BigIntegerField()
+    status = models.CharField(max_length=10, choices=VoucherStatus.choices)
+    issued_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    issuance_run_id = models.UUIDField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "registry_customer_id", "component"],
+                name="voucher_one_per_customer_component",
+            ),
+            models.CheckConstraint(
+                condition=Q(balance_krw__gte=0) & Q(balance_krw__lte=F("amount_krw")),
+                name="voucher_balance_within_amount",
+            ),
+            models.CheckConstraint(condition=Q(amount_krw__gt=0), name="voucher_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(status__in=VoucherStatus.values), name="voucher_status_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["expires_at"],
+                condition=Q(status__in=["active", "unclaimed"]),
+                name="voucher_live_by_expiry",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"voucher {self.pk}"

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class RedemptionConfig(AppConfig):
+    name = "vouchers.redemption"
+    label = "redemption"
