@@ -30,8 +30,17 @@ test: services lint
 	$(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/pytest
 
-bench: migrate
-	$(PY) -m bench
+# Benchmarks and the long fuzz are separate from `make test`; each benchmark prints its
+# figure beside a baseline measured in the same run (bench/RESULTS.md has the latest).
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/voucher_service_bench
+
+bench: services
+	for script in bench/bench_*.py; do \
+		DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) $$script || exit 1; \
+	done
+
+fuzz: services
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-400} $(VENV)/bin/pytest tests/hardening/test_fuzz.py
 
 clean:
 	rm -rf $(VENV) staticfiles var

@@ -174,6 +174,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "voucher_service.schema.add_problem_responses",
+    ],
 }
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/1")
@@ -244,3 +248,10 @@ CUSTOMER_MESSAGING_FILE_PATH = env.str(
 ISSUANCE_NOTIFY_BATCH_SIZE = env.int("ISSUANCE_NOTIFY_BATCH_SIZE", default=1000)
 ISSUANCE_NOTIFY_RATE_PER_SECOND = env.float("ISSUANCE_NOTIFY_RATE_PER_SECOND", default=50.0)
 ISSUANCE_EXPIRY_REMINDER_DAYS = env.int("ISSUANCE_EXPIRY_REMINDER_DAYS", default=30)
+
+# Redemption
+# A request whose Idempotency-Key is still in flight in another request waits this long for
+# that one to finish (then replays its answer), else answers 409 idempotency_key_in_use.
+IDEMPOTENCY_KEY_WAIT_MS = env.int("IDEMPOTENCY_KEY_WAIT_MS", default=5000)
+# Daily expiry: vouchers expired per statement (one short transaction each).
+EXPIRY_BATCH_SIZE = env.int("EXPIRY_BATCH_SIZE", default=10_000)

@@ -7,6 +7,7 @@ from django.core.management import call_command
 
 from accounts.dashboard_users import create_dashboard_user
 from vouchers.finance.services import reconcile
+from vouchers.issuance import processing
 from vouchers.issuance.chunk import issue_chunk
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -42,6 +43,27 @@ def test_dashboard_shows_the_figures_the_api_reports(client, role_client, issued
         assert int(shown.group(1)) == summary[name]
     assert "2,000,000 won" in page
     assert "All checks pass" in page
+
+
+@pytest.mark.django_db
+def test_dashboard_shows_runs_in_progress(client, role_client, make_campaign, load_registry,
+                                          settings):
+    settings.ISSUANCE_CHUNK_SIZE = 10
+    campaign = make_campaign(slug="running")
+    load_registry(campaign, {cid: "active" for cid in range(1, 41)})
+    ops, ops2 = role_client("operations"), role_client("operations")
+    run_id = ops.post("/api/v1/campaigns/running/issuance-runs", {"dry_run": False},
+                      format="json").json()["id"]
+    assert ops2.post(f"/api/v1/issuance-runs/{run_id}/approve").status_code == 200
+    first_chunk = processing.dispatch(run_id=run_id)[0]
+    processing.process_chunk(chunk_id=first_chunk, claim="dashboard-test")
+
+    password = create_dashboard_user(username="ops-runs", role="operations")
+    assert client.login(username="ops-runs", password=password)
+    page = client.get("/dashboard/", {"campaign": "running"}).content.decode()
+    row = re.search(rf"<tr><td>{run_id}</td><td>(\w+)</td><td><progress max=\"1\" "
+                    rf"value=\"([\d.]+)\"></progress> ([\d.]+)%</td><td>(\d+)</td>", page)
+    assert row.groups() == ("running", "0.25", "25.0", "10")
 
 
 @pytest.mark.django_db

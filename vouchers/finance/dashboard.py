@@ -11,6 +11,7 @@ from accounts.dashboard_users import dashboard_roles
 from vouchers.finance.chart import chart
 from vouchers.finance.models import ReconciliationReport
 from vouchers.finance.selectors import campaign_summary, daily_series, today_figures
+from vouchers.issuance.selectors import runs_in_progress
 from vouchers.models import Campaign
 
 
@@ -42,5 +43,6 @@ class DashboardView(LoginRequiredMixin, UserPassesTestMixin, TemplateView):
                 today=today_figures(campaign),
                 chart=chart(daily_series(campaign)),
                 reconciliation=_latest_reconciliation(campaign),
+                runs=runs_in_progress(campaign),
             )
         return context

@@ -59,5 +59,22 @@ def progress(run: IssuanceRun, *, now: datetime | None = None) -> Progress:
     return Progress(vouchers, done, fraction, eta)
 
 
+IN_PROGRESS = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.PAUSED)
+
+
+def runs_in_progress(campaign: Campaign) -> list[dict]:
+    """Queued, running and paused runs as plain data, for the dashboard."""
+    runs = campaign_runs(campaign).filter(status__in=IN_PROGRESS).order_by("created_at")
+    rows = []
+    for run in runs:
+        figures = progress(run)
+        rows.append({
+            "id": str(run.pk), "status": run.status, "progress": figures.progress,
+            "percent": round(figures.progress * 100, 1),
+            "vouchers_issued": figures.vouchers_issued, "eta_seconds": figures.eta_seconds,
+        })
+    return rows
+
+
 def campaign_revocations(campaign: Campaign) -> QuerySet[Revocation]:
     return Revocation.objects.filter(campaign=campaign).select_related("campaign")
