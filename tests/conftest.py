@@ -97,3 +97,14 @@ def load_registry(db):
         )
 
     return load
+
+
+@pytest.fixture
+def private_redis():
+    """A redis-server of our own on a free port (``.url(db)``, ``.kill()``, ``.start()``),
+    for tests that take Redis away; killed at teardown."""
+    from tests.processes import PrivateRedis
+
+    server = PrivateRedis()
+    yield server
+    server.kill()

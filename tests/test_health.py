@@ -1,38 +1,6 @@
-import shutil
-import socket
-import subprocess
-import time
-
 import pytest
-import redis
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def private_redis():
-    """A redis-server of our own on a free port, stopped by the test or at teardown."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
-         "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    for _ in range(50):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    yield proc, url
-    proc.kill()
-    proc.wait()
+from tests.processes import free_port
 
 
 def test_healthz_needs_no_token(client):
@@ -50,12 +18,10 @@ def test_readyz_is_ready_when_every_dependency_answers(client):
 
 @pytest.mark.django_db
 def test_readyz_names_a_stopped_redis(client, settings, private_redis):
-    proc, url = private_redis
-    settings.REDIS_URL = url
+    settings.REDIS_URL = private_redis.url()
     assert client.get("/readyz").status_code == 200
 
-    proc.terminate()
-    proc.wait()
+    private_redis.kill()
 
     response = client.get("/readyz")
     assert response.status_code == 503
@@ -68,7 +34,7 @@ def test_readyz_names_a_stopped_redis(client, settings, private_redis):
 
 @pytest.mark.django_db
 def test_readyz_names_an_unreachable_broker(client, settings):
-    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{_free_port()}/1"
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{free_port()}/1"
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["failed"] == ["broker"]

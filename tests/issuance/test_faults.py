@@ -11,7 +11,7 @@ from django.db import connection
 from django.db.models import Count
 
 from tests.issuance.conftest import FOUR_VOUCHERS
-from tests.issuance.processes import (
+from tests.processes import (
     FAST_RECOVERY,
     PrivateCluster,
     Worker,

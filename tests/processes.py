@@ -1,8 +1,9 @@
-"""Real processes for the fault tests: Celery workers and a private PostgreSQL cluster.
+"""Real processes for the fault tests: Celery workers, a private PostgreSQL cluster and a
+private redis-server.
 
 Workers run in their own session so that a SIGKILL takes the whole process group (the
-pool's children included), as when a machine or container dies. The private cluster lets
-a test stop and start PostgreSQL without touching the shared one.
+pool's children included), as when a machine or container dies. The private servers let
+a test stop and start PostgreSQL or Redis without touching the shared ones.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 CELERY = ROOT / ".venv" / "bin" / "celery"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -114,6 +115,39 @@ class PrivateCluster:
         with contextlib.suppress(subprocess.CalledProcessError):
             self.stop("immediate")
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class PrivateRedis:
+    """``redis-server`` on a free port, keeping nothing on disk: a kill loses every key and
+    every queued broker message, the worst case for a broker or cache outage."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+        self.start()
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [shutil.which("redis-server") or "redis-server", "--port", str(self.port),
+             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, start_new_session=True,
+        )
+        wait_for(self._answers, timeout=10, what="redis-server to start")
+
+    def _answers(self) -> bool:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port),
+                                                                     timeout=0.5) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+        return False
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
 
 
 def manage(*args: str, env: dict[str, str]) -> str:
