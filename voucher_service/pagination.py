@@ -24,3 +24,10 @@ class IdCursorPagination(CursorPagination):
                 "next": {"type": "string", "format": "uri", "nullable": True},
             },
         }
+
+
+class CreatedAtCursorPagination(IdCursorPagination):
+    """Oldest first by creation time (ties broken by the cursor's offset): rows added
+    while a client pages through land after its last page, never inside it."""
+
+    ordering = ("created_at", "id")

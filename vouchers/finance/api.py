@@ -1,18 +1,33 @@
 """Finance endpoints: read-only, finance role (audit events also for operations)."""
 
-from drf_spectacular.utils import extend_schema
+import csv
+import io
+import json
+
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from voucher_service.models import AuditEvent
-from voucher_service.pagination import IdCursorPagination
+from voucher_service.pagination import CreatedAtCursorPagination, IdCursorPagination
 from voucher_service.permissions import IsFinance, roles
 from voucher_service.problems import ProblemError
 from voucher_service.query_params import PAGINATION_PARAMS, parse_query
-from vouchers.finance.selectors import campaign_summary
+from vouchers.finance.selectors import (
+    EXPORT_COLUMNS,
+    campaign_summary,
+    export_rows,
+    redemptions,
+)
 from vouchers.finance.services import reconcile
+from vouchers.identifiers import public_voucher_id
 from vouchers.models import Campaign
+from vouchers.redemption.models import Redemption, RedemptionStatus
 
 
 class CampaignQuery(serializers.Serializer):
@@ -131,3 +146,97 @@ class AuditEventListView(generics.ListAPIView):
         if "to" in query:
             events = events.filter(occurred_at__lt=query["to"])
         return events
+
+
+# Built with type() for the same reason as AuditEventQuery.
+RedemptionQuery = type(
+    "RedemptionQuery",
+    (serializers.Serializer,),
+    {
+        "campaign": serializers.SlugField(required=False),
+        "from": serializers.DateTimeField(required=False),
+        "to": serializers.DateTimeField(required=False),
+        "status": serializers.ChoiceField(choices=RedemptionStatus.choices, required=False),
+        "validate": _validate_range,
+    },
+)
+
+
+def _redemptions(request, *, extra: frozenset[str] = frozenset()):
+    query = parse_query(request, RedemptionQuery, extra=extra)
+    return redemptions(
+        campaign=_campaign(query["campaign"]) if "campaign" in query else None,
+        start=query.get("from"), end=query.get("to"), status=query.get("status"),
+    )
+
+
+class FinanceRedemptionSerializer(serializers.ModelSerializer):
+    campaign = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    voucher_id = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Redemption
+        fields = ["id", "campaign", "voucher_id", "customer_id", "order_id",
+                  "merchant_category", "status", "amount_krw", "forfeited_krw", "refunded_krw",
+                  "order_total_krw", "created_at", "updated_at"]
+        read_only_fields = fields
+
+    def get_voucher_id(self, redemption: Redemption) -> str:
+        return public_voucher_id(redemption.voucher_id)
+
+
+class RedemptionListView(generics.ListAPIView):
+    permission_classes = [IsFinance]
+    serializer_class = FinanceRedemptionSerializer
+    pagination_class = CreatedAtCursorPagination
+
+    @extend_schema(parameters=[RedemptionQuery])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        return _redemptions(self.request, extra=PAGINATION_PARAMS)
+
+
+class CSVRenderer(BaseRenderer):
+    """Lets clients ask for ``text/csv``; the export streams its own body, and a problem
+    raised before streaming starts is still written as JSON."""
+
+    media_type = "text/csv"
+    format = "csv"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        return json.dumps(data, default=str).encode()
+
+
+def _csv_chunks(rows, *, rows_per_chunk: int = 1000):
+    """CSV text in chunks of ``rows_per_chunk`` rows, header first: few, large writes
+    to the client, and never more than one chunk in memory."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(EXPORT_COLUMNS)
+    for count, row in enumerate(rows, start=1):
+        writer.writerow(row)
+        if count % rows_per_chunk == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+class RedemptionExportView(APIView):
+    permission_classes = [IsFinance]
+    renderer_classes = [JSONRenderer, CSVRenderer]
+
+    @extend_schema(
+        parameters=[RedemptionQuery],
+        responses={(200, "text/csv"): OpenApiResponse(
+            OpenApiTypes.STR, description="Every matching redemption, header row first.")},
+    )
+    def get(self, request):
+        rows = _redemptions(request)
+        response = StreamingHttpResponse(_csv_chunks(export_rows(rows)),
+                                         content_type="text/csv; charset=utf-8")
+        stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+        response["Content-Disposition"] = f'attachment; filename="redemptions-{stamp}.csv"'
+        return response
