@@ -22,7 +22,7 @@ T0 = dt.datetime(2027, 1, 15, 0, 0, tzinfo=dt.UTC)
 
 # Redemptions 1..count of the campaign, spread over its vouchers: n created at
 # T0 + n minutes, every third one voided.
-_INSERT = """
+SEED_REDEMPTIONS_SQL = """
 INSERT INTO redemption_redemption
     (id, campaign_id, voucher_id, customer_id, order_id, amount_krw, forfeited_krw,
      order_total_krw, merchant_category, status, refunded_krw, created_at, updated_at,
@@ -44,8 +44,8 @@ def seed(make_campaign, load_registry, *, slug: str, customers: int, redemptions
     load_registry(campaign, dict.fromkeys(range(1, customers + 1), "active"))
     issue_chunk(campaign_id=campaign.pk, lo=1, hi=customers + 1, run_id=None, chunk_id=None)
     with connection.cursor() as cursor:
-        cursor.execute(_INSERT, {"t0": T0, "campaign": campaign.pk, "count": redemptions,
-                                 "first": 1})
+        cursor.execute(SEED_REDEMPTIONS_SQL, {"t0": T0, "campaign": campaign.pk,
+                                              "count": redemptions, "first": 1})
     return campaign
 
 
@@ -109,8 +109,8 @@ def test_pages_at_their_edges(finance, two_campaigns, page_size, sizes):
 def test_rows_added_while_paging_land_after_the_last_page(finance, two_campaigns):
     first = finance.get("/api/v1/finance/redemptions", {"campaign": "south", "page_size": 4})
     with connection.cursor() as cursor:  # a redemption made later than every seeded one
-        cursor.execute(_INSERT, {"campaign": two_campaigns[1].pk, "count": 10, "first": 10,
-                                 "t0": T0 + dt.timedelta(days=1)})
+        cursor.execute(SEED_REDEMPTIONS_SQL, {"campaign": two_campaigns[1].pk, "count": 10,
+                                              "first": 10, "t0": T0 + dt.timedelta(days=1)})
     rest = pages(finance, first.json()["next"], {})
     ids = [r["order_id"] for r in first.json()["results"]] + [
         r["order_id"] for page in rest for r in page]
