@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export DEBUG ?= 1
 
-.PHONY: run test lint bench fuzz services migrate clean
+.PHONY: run test lint bench load fuzz services migrate clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -38,6 +38,10 @@ bench: services
 	for script in bench/bench_*.py; do \
 		DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) $$script || exit 1; \
 	done
+
+load: services
+	$(PY) -m pip install --quiet -e '.[dev,load]'
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/load_opening_day.py
 
 fuzz: services
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-400} $(VENV)/bin/pytest tests/hardening/test_fuzz.py
