@@ -1,0 +1,133 @@
+"""The role matrix: every endpoint, called by every kind of principal, answers exactly the
+status written here. The endpoint list comes from the OpenAPI document, so an endpoint
+added without an entry here fails ``test_every_endpoint_has_an_entry``.
+
+Principals: no token, each staff role, a customer who owns the objects in the URL and
+another customer. Within one endpoint the principals call in ``PRINCIPALS`` order, the
+refused ones first, so a write by an allowed principal cannot change what the others see.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+
+import pytest
+from drf_spectacular.generators import SchemaGenerator
+
+from vouchers.issuance import services as issuance
+from vouchers.issuance.chunk import issue_chunk
+
+PRINCIPALS = ("anonymous", "other_customer", "operations", "finance", "support", "checkout",
+              "identity", "owner")
+STAFF = ("operations", "finance", "support", "checkout", "identity")
+OWNER_ID, OTHER_ID = 3, 4
+
+
+def staff(**allowed: int) -> dict[str, int]:
+    """A staff endpoint: the given roles get the given status, no token 401, others 403."""
+    return {p: 401 if p == "anonymous" else allowed.get(p, 403) for p in PRINCIPALS}
+
+
+def customer(*, owner: int, other: int) -> dict[str, int]:
+    """A customer endpoint: staff 403, no token 401; the owner and another customer as given."""
+    expected = {p: 403 for p in STAFF}
+    return {**expected, "anonymous": 401, "owner": owner, "other_customer": other}
+
+
+@dataclass(frozen=True)
+class Call:
+    url: str  # formatted with the world's ids
+    expected: dict[str, int]
+    body: dict = field(default_factory=dict)
+
+
+MATRIX: dict[str, Call] = {
+    # Issuance (operations)
+    "GET /api/v1/campaigns/{slug}/issuance-runs": Call(
+        "/api/v1/campaigns/{slug}/issuance-runs", staff(operations=200)),
+    "POST /api/v1/campaigns/{slug}/issuance-runs": Call(
+        "/api/v1/campaigns/{slug}/issuance-runs", staff(operations=201), {"dry_run": True}),
+    "GET /api/v1/issuance-runs/{run_id}": Call(
+        "/api/v1/issuance-runs/{pending_run}", staff(operations=200)),
+    "POST /api/v1/issuance-runs/{run_id}/approve": Call(
+        "/api/v1/issuance-runs/{pending_run}/approve", staff(operations=200)),
+    "POST /api/v1/issuance-runs/{run_id}/pause": Call(
+        "/api/v1/issuance-runs/{queued_run}/pause", staff(operations=200)),
+    "POST /api/v1/issuance-runs/{run_id}/resume": Call(
+        "/api/v1/issuance-runs/{paused_run}/resume", staff(operations=200)),
+    "POST /api/v1/issuance-runs/{run_id}/cancel": Call(
+        "/api/v1/issuance-runs/{queued_run}/cancel", staff(operations=200)),
+    "GET /api/v1/campaigns/{slug}/revocations": Call(
+        "/api/v1/campaigns/{slug}/revocations", staff(operations=200)),
+    "POST /api/v1/campaigns/{slug}/revocations": Call(
+        "/api/v1/campaigns/{slug}/revocations", staff(operations=201),
+        {"customer_id": 9, "reason": "invalid account"}),
+    # Finance (read-only)
+    "GET /api/v1/finance/summary": Call(
+        "/api/v1/finance/summary?campaign={slug}", staff(finance=200)),
+    "GET /api/v1/finance/reconciliation": Call(
+        "/api/v1/finance/reconciliation?campaign={slug}", staff(finance=200)),
+    "GET /api/v1/finance/redemptions": Call(
+        "/api/v1/finance/redemptions?campaign={slug}", staff(finance=200)),
+    "GET /api/v1/finance/redemptions/export": Call(
+        "/api/v1/finance/redemptions/export?campaign={slug}", staff(finance=200)),
+    "GET /api/v1/audit-events": Call("/api/v1/audit-events", staff(finance=200, operations=200)),
+}
+
+
+def schema_operations() -> set[str]:
+    paths = SchemaGenerator().get_schema(request=None, public=True)["paths"]
+    return {f"{method.upper()} {path}" for path, methods in paths.items() for method in methods}
+
+
+def test_every_endpoint_has_an_entry():
+    operations = schema_operations()
+    assert sorted(operations - MATRIX.keys()) == [], "endpoints without a role-matrix entry"
+    assert sorted(MATRIX.keys() - operations) == [], "entries for endpoints that do not exist"
+
+
+@pytest.fixture
+def world(make_campaign, load_registry, make_principal, client_for, customer_client):
+    """One campaign with issued vouchers and runs in each state, and a client per principal."""
+    campaign = make_campaign(slug="matrix")
+    load_registry(campaign, {cid: "closed" if cid == 9 else "active" for cid in range(1, 11)})
+    issue_chunk(campaign_id=campaign.pk, lo=1, hi=11, run_id=None, chunk_id=None)
+
+    def run(*steps) -> str:
+        created = issuance.create_run(campaign=campaign, actor="creator", dry_run_only=False)
+        for step in steps:
+            step(run_id=created.pk, actor="approver")
+        return str(created.pk)
+
+    ids = {
+        "slug": campaign.slug,
+        "pending_run": run(),
+        "queued_run": run(issuance.approve_run),
+        "paused_run": run(issuance.approve_run, issuance.pause_run),
+    }
+    clients = {"anonymous": client_for(None), "owner": customer_client(OWNER_ID),
+               "other_customer": customer_client(OTHER_ID)}
+    clients.update({role: client_for(make_principal(role)[1]) for role in STAFF})
+    return ids, clients
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("operation", sorted(MATRIX))
+def test_role_matrix(operation, world):
+    ids, clients = world
+    method, _ = operation.split(" ", 1)
+    call = MATRIX[operation]
+    url = call.url.format(**ids)
+    got = {}
+    for principal in PRINCIPALS:
+        client = clients[principal]
+        if method == "GET":
+            response = client.get(url)
+        else:
+            response = client.generic(method, url, data=json.dumps(call.body),
+                                      content_type="application/json",
+                                      HTTP_IDEMPOTENCY_KEY=uuid.uuid4().hex)
+        got[principal] = response.status_code
+    assert got == call.expected
