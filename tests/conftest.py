@@ -108,3 +108,13 @@ def private_redis():
     server = PrivateRedis()
     yield server
     server.kill()
+
+
+@pytest.fixture
+def cluster():
+    """A private PostgreSQL cluster that a test may stop and start; destroyed at teardown."""
+    from tests.processes import PrivateCluster
+
+    private = PrivateCluster()
+    yield private
+    private.destroy()

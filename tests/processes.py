@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
+
 ROOT = Path(__file__).resolve().parents[1]
 CELERY = ROOT / ".venv" / "bin" / "celery"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -148,6 +150,15 @@ class PrivateRedis:
         if self.process and self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=10)
+
+
+def query(url: str, sql: str) -> list[tuple] | None:
+    """Rows of ``sql`` on the database at ``url``, or None while the server is down."""
+    try:
+        with psycopg.connect(url.replace("postgres://", "postgresql://"), connect_timeout=2) as c:
+            return c.execute(sql).fetchall()
+    except psycopg.OperationalError:
+        return None
 
 
 def manage(*args: str, env: dict[str, str]) -> str:

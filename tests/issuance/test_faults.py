@@ -13,10 +13,10 @@ from django.db.models import Count
 from tests.issuance.conftest import FOUR_VOUCHERS
 from tests.processes import (
     FAST_RECOVERY,
-    PrivateCluster,
     Worker,
     create_database,
     manage,
+    query,
     wait_for,
 )
 from vouchers.issuance import services
@@ -100,21 +100,6 @@ FROM c, generate_series(1, %(n)s) g
 """
 
 
-def _query(url: str, sql: str):
-    try:
-        with psycopg.connect(url.replace("postgres://", "postgresql://"), connect_timeout=2) as c:
-            return c.execute(sql).fetchall()
-    except psycopg.OperationalError:
-        return None  # the server is down: ask again
-
-
-@pytest.fixture
-def cluster():
-    private = PrivateCluster()
-    yield private
-    private.destroy()
-
-
 def test_postgres_restart_mid_run(cluster, workers):
     url = cluster.url("restart")
     env = {**FAST_RECOVERY, "DATABASE_URL": url, "ISSUANCE_CHUNK_SIZE": "500"}
@@ -126,7 +111,7 @@ def test_postgres_restart_mid_run(cluster, workers):
     run_id = manage("issue_vouchers", "--campaign", "restart", env=env).strip().splitlines()[-1]
     done = ("SELECT count(*) FROM issuance_issuancechunk "
             f"WHERE run_id = '{run_id}' AND status = 'done'")
-    wait_for(lambda: (_query(url, done) or [[0]])[0][0] >= 8, timeout=60,
+    wait_for(lambda: (query(url, done) or [[0]])[0][0] >= 8, timeout=60,
              what=f"chunks being issued\n{worker.tail()}", interval=0.02)
 
     cluster.stop("fast")  # connections of busy chunks die mid-transaction
@@ -135,10 +120,10 @@ def test_postgres_restart_mid_run(cluster, workers):
     cluster.start()
 
     status = f"SELECT status FROM issuance_issuancerun WHERE id = '{run_id}'"
-    wait_for(lambda: (_query(url, status) or [[None]])[0][0] in ("completed", "failed"),
+    wait_for(lambda: (query(url, status) or [[None]])[0][0] in ("completed", "failed"),
              timeout=120, what=f"the run to end\n{worker.tail()}", interval=0.3)
-    assert _query(url, status)[0][0] == "completed"
-    sets = _query(url, "SELECT count(*), min(n), max(n) FROM (SELECT count(*) n FROM "
+    assert query(url, status)[0][0] == "completed"
+    sets = query(url, "SELECT count(*), min(n), max(n) FROM (SELECT count(*) n FROM "
                        "vouchers_voucher GROUP BY registry_customer_id) s")
     assert sets == [(CUSTOMERS, 4, 4)]
     assert "ledger ok" in manage("verify_ledger", env=env)
