@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
+from django.db import connection
 from django.db.models import CharField, F, Func, QuerySet, Sum
 from django.utils import timezone
 
@@ -133,14 +134,20 @@ EXPORT_COLUMNS = (
 )
 
 
-# ISO 8601 in UTC, formatted by PostgreSQL: cheaper than loading and re-formatting a
-# datetime per row in Python.
+# ISO 8601 in UTC, formatted by PostgreSQL.
 _ISO_UTC = """to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')"""
 
 
+# The export's column types, in order, for psycopg's COPY row loader.
+_EXPORT_TYPES = ("uuid", "varchar", "int8", "int8", "varchar", "varchar", "varchar", "int8",
+                 "int8", "int8", "int8", "text", "text")
+
+
 def export_rows(rows: QuerySet[Redemption]) -> Iterator[tuple]:
-    """The CSV rows of ``rows`` in ``EXPORT_COLUMNS`` order, read through a server-side
-    cursor a few thousand at a time: memory stays flat whatever the range."""
+    """The CSV rows of ``rows`` in ``EXPORT_COLUMNS`` order, in flat memory whatever the
+    range: the queryset's own SQL runs as ``COPY (...) TO STDOUT``, which PostgreSQL
+    streams and psycopg parses in C a block at a time; Python adds only the public
+    voucher id. Holds the connection until the last row is read."""
     values = rows.annotate(
         created_iso=Func(F("created_at"), template=_ISO_UTC, output_field=CharField()),
         updated_iso=Func(F("updated_at"), template=_ISO_UTC, output_field=CharField()),
@@ -149,5 +156,9 @@ def export_rows(rows: QuerySet[Redemption]) -> Iterator[tuple]:
         "status", "amount_krw", "forfeited_krw", "refunded_krw", "order_total_krw",
         "created_iso", "updated_iso",
     )
-    for row in values.iterator(chunk_size=5000):
-        yield (str(row[0]), row[1], public_voucher_id(row[2]), *row[3:])
+    sql, params = values.query.sql_with_params()
+    with connection.cursor() as cursor, cursor.cursor.copy(
+            f"COPY ({sql}) TO STDOUT", params) as copy:  # nosec B608: Django-compiled SQL
+        copy.set_types(_EXPORT_TYPES)
+        for row in copy.rows():
+            yield (row[0], row[1], public_voucher_id(row[2]), *row[3:])
