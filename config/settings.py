@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "voucher_service",
     "accounts",
     "vouchers",
+    "vouchers.campaigns",
     "vouchers.eligibility",
     "vouchers.issuance",
     "vouchers.redemption",
@@ -206,7 +207,10 @@ if not DEBUG:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "voucher_service.logging.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "voucher_service.logging.RequestIdFilter"},
+        "one_line_exception": {"()": "voucher_service.logging.OneLineExceptionFilter"},
+    },
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
@@ -220,11 +224,18 @@ LOGGING = {
             "class": "logging.StreamHandler",
             "formatter": "json",
             "filters": ["request_id"],
-        }
+        },
+        "console_one_line": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "filters": ["request_id", "one_line_exception"],
+        },
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.server": {"level": "WARNING"},
+        # A Redis outage is logged once per cache call: one line each, no traceback.
+        DJANGO_REDIS_LOGGER: {"handlers": ["console_one_line"], "propagate": False},
     },
 }
 
@@ -255,3 +266,20 @@ ISSUANCE_EXPIRY_REMINDER_DAYS = env.int("ISSUANCE_EXPIRY_REMINDER_DAYS", default
 IDEMPOTENCY_KEY_WAIT_MS = env.int("IDEMPOTENCY_KEY_WAIT_MS", default=5000)
 # Daily expiry: vouchers expired per statement (one short transaction each).
 EXPIRY_BATCH_SIZE = env.int("EXPIRY_BATCH_SIZE", default=10_000)
+# Redemption statuses appear in several schema components: one enum name for all of them.
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})[
+    "RedemptionStatusEnum"] = "vouchers.redemption.models.RedemptionStatus"
+
+# Eligibility check, closed-account claims, throttles
+# Cached eligibility answers live this long unless a writer fences them sooner (see
+# vouchers/eligibility/cache.py); after a change, checks read PostgreSQL for the fence's time.
+ELIGIBILITY_CACHE_SECONDS = env.int("ELIGIBILITY_CACHE_SECONDS", default=300)
+ELIGIBILITY_CACHE_FENCE_SECONDS = env.int("ELIGIBILITY_CACHE_FENCE_SECONDS", default=10)
+ELIGIBILITY_CAMPAIGN_CACHE_SECONDS = env.int("ELIGIBILITY_CAMPAIGN_CACHE_SECONDS", default=60)
+CLAIM_CODE_TTL_SECONDS = env.int("CLAIM_CODE_TTL_SECONDS", default=600)
+SMS_HTTP_CONNECT_TIMEOUT_SECONDS = env.float("SMS_HTTP_CONNECT_TIMEOUT_SECONDS", default=3.0)
+SMS_HTTP_READ_TIMEOUT_SECONDS = env.float("SMS_HTTP_READ_TIMEOUT_SECONDS", default=10.0)
+SMS_HTTP_RETRIES = env.int("SMS_HTTP_RETRIES", default=3)
+SMS_HTTP_BACKOFF_SECONDS = env.float("SMS_HTTP_BACKOFF_SECONDS", default=0.5)
+# Proxies whose X-Forwarded-For entries the throttles trust; 0: the socket's peer address.
+REST_FRAMEWORK["NUM_PROXIES"] = env.int("NUM_PROXIES", default=0)

@@ -93,7 +93,7 @@ _DRF_CODES: list[tuple[type[Exception], str]] = [
     (exceptions.MethodNotAllowed, "method_not_allowed"),
     (exceptions.NotAcceptable, "not_acceptable"),
     (exceptions.UnsupportedMediaType, "unsupported_media_type"),
-    (exceptions.Throttled, "rate_limited"),
+    (exceptions.Throttled, "throttled"),
 ]
 
 

@@ -1,5 +1,8 @@
 """Start-up configuration, checked in fresh processes with a clean environment."""
 
+import io
+import json
+import logging
 import os
 import secrets
 import subprocess
@@ -7,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.core.cache import caches
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRETS = ("SECRET_KEY", "PHONE_HASH_KEY", "CUSTOMER_JWT_KEY", "VOUCHER_CODE_KEY")
@@ -49,3 +53,19 @@ def test_minting_customer_tokens_is_refused_in_production():
     result = _manage("mint_customer_token", "5", env=_production_env())
     assert result.returncode != 0
     assert "disabled" in result.stderr
+
+
+def test_cache_outage_logs_one_line_without_traceback(settings, private_redis):
+    settings.CACHES = {"default": {**settings.CACHES["default"],
+                                   "LOCATION": private_redis.url()}}
+    private_redis.kill()
+    stream = io.StringIO()
+    handler = logging.getLogger(settings.DJANGO_REDIS_LOGGER).handlers[0]
+    original, handler.stream = handler.stream, stream
+    try:
+        assert caches.create_connection("default").get("anything") is None
+    finally:
+        handler.stream = original
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert lines and all("Traceback" not in json.dumps(line) for line in lines)
+    assert "ConnectionError" in lines[0]["message"]

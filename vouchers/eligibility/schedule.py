@@ -1,3 +1,9 @@
 """Periodic jobs of this app, merged into the Celery beat schedule (plain data only)."""
 
-BEAT_SCHEDULE: dict = {}
+BEAT_SCHEDULE: dict = {
+    # Claim code envelopes whose task message was lost (broker restart), and expired ones.
+    "eligibility-sweep-claim-outbox": {
+        "task": "eligibility.sweep_claim_outbox",
+        "schedule": 60.0,
+    },
+}

@@ -12,6 +12,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from voucher_service.audit import record_event
+from vouchers.eligibility.cache import invalidate_eligibility
 from vouchers.issuance.chunk import lock_campaign_issuance
 from vouchers.issuance.models import Revocation
 from vouchers.ledger.posting import move, post_transaction
@@ -62,4 +63,6 @@ def revoke_customer(
                  payload={"campaign": campaign.slug, "customer_id": customer_id,
                           "vouchers_revoked": revocation.vouchers_revoked,
                           "revoked_krw": revocation.revoked_krw})
+    holders = {customer_id, *(v.customer_id for v in unspent)}
+    transaction.on_commit(lambda: invalidate_eligibility(campaign.pk, holders), robust=True)
     return revocation, True

@@ -1,0 +1,71 @@
+"""The eligibility answer cache (Redis through Django's cache, ``IGNORE_EXCEPTIONS`` on).
+
+What is cached, per (campaign, customer): the whole rendered answer, vouchers included, so
+that a hit costs one Redis round trip (``MGET`` of the answer and the campaign) and no
+PostgreSQL at all; the campaign's opening time and amount ride along under their own key.
+Every writer that changes an answer calls ``invalidate_eligibility`` after its commit:
+issuance (per chunk), claims and re-joins, revocations; redemptions and registry imports
+are to call it too, and ``ELIGIBILITY_CACHE_SECONDS`` bounds what a missed call can leave
+stale (``/me/vouchers`` always reads PostgreSQL).
+
+Invalidation writes a short-lived *fence* instead of deleting: a request that read
+PostgreSQL before the writer committed would otherwise put its stale answer back right
+after the delete. Answers are stored with ``add`` (``SET NX``), which a fence refuses, so
+for ``ELIGIBILITY_CACHE_FENCE_SECONDS`` after a change every check reads PostgreSQL, and
+the first one after that caches the new answer.
+
+With Redis down every call here fails fast and quietly (the ``default`` cache ignores
+connection errors): checks answer from PostgreSQL and nothing is cached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+
+from vouchers.models import Campaign
+
+FENCE = "fence"
+
+
+def answer_key(slug: str, customer_id: int) -> str:
+    return f"eligibility:{slug}:{customer_id}"
+
+
+def campaign_key(slug: str) -> str:
+    return f"eligibility-campaign:{slug}"
+
+
+def lookup(slug: str, customer_id: int) -> tuple[Any, dict | None]:
+    """The cached campaign facts and answer, each None on a miss (or a fence)."""
+    found = cache.get_many([campaign_key(slug), answer_key(slug, customer_id)])
+    answer = found.get(answer_key(slug, customer_id))
+    return found.get(campaign_key(slug)), None if answer == FENCE else answer
+
+
+def cached_campaign(slug: str) -> Any:
+    return cache.get(campaign_key(slug))
+
+
+def store_campaign(slug: str, facts: Any) -> None:
+    cache.set(campaign_key(slug), facts, settings.ELIGIBILITY_CAMPAIGN_CACHE_SECONDS)
+
+
+def store_answer(slug: str, customer_id: int, answer: dict[str, Any]) -> None:
+    """Caches unless a fence (a change since this request may have read) is in place."""
+    cache.add(answer_key(slug, customer_id), answer, settings.ELIGIBILITY_CACHE_SECONDS)
+
+
+def invalidate_eligibility(campaign_id: int, customer_ids: Iterable[int]) -> None:
+    """Call after the commit of any change to these customers' eligibility or vouchers."""
+    customer_ids = list(customer_ids)
+    if not customer_ids:
+        return
+    slug = Campaign.objects.filter(pk=campaign_id).values_list("slug", flat=True).first()
+    if slug is None:
+        return
+    cache.set_many({answer_key(slug, cid): FENCE for cid in customer_ids},
+                   settings.ELIGIBILITY_CACHE_FENCE_SECONDS)
