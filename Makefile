@@ -26,6 +26,9 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/bandit -q -r config voucher_service accounts vouchers -x '*/migrations/*'
 
+# The suite flushes its cache between tests: Redis databases of its own, not the dev ones.
+test: export REDIS_URL ?= redis://127.0.0.1:6379/2
+test: export CELERY_BROKER_URL ?= redis://127.0.0.1:6379/3
 test: services lint
 	$(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/pytest

@@ -6,6 +6,7 @@ import datetime as dt
 import itertools
 
 import pytest
+from django.core.cache import cache
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -14,6 +15,15 @@ from accounts.services import create_principal
 from vouchers.models import Campaign, Component, RegistryEntry
 
 _names = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Throttle histories and cached answers of one test never leak into the next. ``make
+    test`` gives the suite Redis databases of its own (see the Makefile)."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture

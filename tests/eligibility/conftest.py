@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.core.cache import cache
 
 from tests.issuance.conftest import drive
 from voucher_service.phones import phone_hash
@@ -29,15 +28,6 @@ COMPONENTS = [
     {"category": "eats", "amount_krw": 20_000, "single_use": True},
 ]
 AMOUNT = 50_000
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    """Throttle histories and cached answers of one test never leak into the next (this
-    suite's own Redis database)."""
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

@@ -16,8 +16,11 @@ from dataclasses import dataclass, field
 import pytest
 from drf_spectacular.generators import SchemaGenerator
 
+from vouchers.identifiers import public_voucher_id
 from vouchers.issuance import services as issuance
 from vouchers.issuance.chunk import issue_chunk
+from vouchers.models import Voucher
+from vouchers.redemption import services as redemptions
 
 PRINCIPALS = ("anonymous", "other_customer", "operations", "finance", "support", "checkout",
               "identity", "owner")
@@ -74,6 +77,20 @@ MATRIX: dict[str, Call] = {
     "GET /api/v1/finance/redemptions/export": Call(
         "/api/v1/finance/redemptions/export?campaign={slug}", staff(finance=200)),
     "GET /api/v1/audit-events": Call("/api/v1/audit-events", staff(finance=200, operations=200)),
+    # Redemptions (checkout; finance may read one)
+    "POST /api/v1/redemptions": Call(
+        "/api/v1/redemptions", staff(checkout=201),
+        {"voucher_id": "{voucher}", "customer_id": 2, "order_id": "o-1", "amount_krw": 1_000,
+         "order_total_krw": 1_000, "merchant_category": "eats", "capture": True}),
+    "GET /api/v1/redemptions/{redemption_id}": Call(
+        "/api/v1/redemptions/{captured_redemption}", staff(checkout=200, finance=200)),
+    "POST /api/v1/redemptions/{redemption_id}/capture": Call(
+        "/api/v1/redemptions/{held_redemption}/capture", staff(checkout=200)),
+    "POST /api/v1/redemptions/{redemption_id}/void": Call(
+        "/api/v1/redemptions/{held_redemption}/void", staff(checkout=200)),
+    "POST /api/v1/redemptions/{redemption_id}/refund": Call(
+        "/api/v1/redemptions/{captured_redemption}/refund", staff(checkout=200),
+        {"amount_krw": 500}),
 }
 
 
@@ -101,11 +118,21 @@ def world(make_campaign, load_registry, make_principal, client_for, customer_cli
             step(run_id=created.pk, actor="approver")
         return str(created.pk)
 
+    def redemption(customer_id: int, *, capture: bool) -> str:
+        voucher = Voucher.objects.get(campaign=campaign, customer_id=customer_id)
+        return str(redemptions.create_redemption(
+            voucher_id=voucher.pk, customer_id=customer_id, order_id="o", amount_krw=1_000,
+            order_total_krw=1_000, merchant_category="eats", capture=capture,
+            actor="checkout").pk)
+
     ids = {
         "slug": campaign.slug,
         "pending_run": run(),
         "queued_run": run(issuance.approve_run),
         "paused_run": run(issuance.approve_run, issuance.pause_run),
+        "voucher": public_voucher_id(Voucher.objects.get(campaign=campaign, customer_id=2).pk),
+        "held_redemption": redemption(1, capture=False),
+        "captured_redemption": redemption(1, capture=True),
     }
     clients = {"anonymous": client_for(None), "owner": customer_client(OWNER_ID),
                "other_customer": customer_client(OTHER_ID)}
@@ -126,7 +153,8 @@ def test_role_matrix(operation, world):
         if method == "GET":
             response = client.get(url)
         else:
-            response = client.generic(method, url, data=json.dumps(call.body),
+            body = {k: v.format(**ids) if isinstance(v, str) else v for k, v in call.body.items()}
+            response = client.generic(method, url, data=json.dumps(body),
                                       content_type="application/json",
                                       HTTP_IDEMPOTENCY_KEY=uuid.uuid4().hex)
         got[principal] = response.status_code

@@ -1,0 +1,241 @@
+"""Checkout throughput over HTTP: redemptions per second against a bare DRF endpoint.
+
+    DEBUG=1 DATABASE_URL=postgres://postgres@127.0.0.1:5432/vs_h3_bench \\
+    REDIS_URL=redis://127.0.0.1:6379/8 CELERY_BROKER_URL=redis://127.0.0.1:6379/9 \\
+    CACHE_KEY_PREFIX=h3 .venv/bin/python bench/bench_redemption.py --vouchers 100000
+
+Creates the database if needed and migrates it, issues the vouchers (one 50,000 won
+multi-use voucher per customer, through issuance's chunk statement), and starts one real
+gunicorn server (gthread workers, ``DEBUG`` off, log level WARNING) on a free port. Its
+URLconf is the test one (``tests.auth_urls``): every API route plus ``POST /t/echo``, a
+bare DRF view with the same bearer authentication and checkout role that validates one
+amount and echoes it — the baseline. Then, with the same clients (processes of threads,
+keep-alive connections), each phase runs for a fixed time:
+
+* bare: ``POST /t/echo``;
+* spread: ``POST /api/v1/redemptions`` (capture, 1,000 won, a fresh Idempotency-Key),
+  each request on another voucher;
+* one voucher: the same with every client on one voucher (1 won each), then the check that
+  nothing was lost: the won the 201 answers report equal the voucher's balance drop, the
+  redemption rows and the ledger's redeemed postings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.db.models import Sum  # noqa: E402
+
+from accounts.services import create_principal  # noqa: E402
+from vouchers.identifiers import public_voucher_id  # noqa: E402
+from vouchers.issuance.chunk import issue_chunk  # noqa: E402
+from vouchers.ledger.verification import verify_ledger  # noqa: E402
+from vouchers.models import LedgerPosting, Voucher  # noqa: E402
+from vouchers.redemption.models import Redemption  # noqa: E402
+
+_CAMPAIGN = """
+WITH c AS (
+    INSERT INTO vouchers_campaign (slug, name, eligibility_opens_at, created_at, created_by)
+    VALUES (%(slug)s, %(slug)s, now(), now(), 'bench') RETURNING id
+), comp AS (
+    INSERT INTO vouchers_component
+        (campaign_id, category, amount_krw, expires_at, min_order_krw, single_use)
+    SELECT id, 'all', 50000, now() + interval '90 days', 0, false FROM c
+)
+INSERT INTO vouchers_registryentry (campaign_id, customer_id, account_status, imported_at)
+SELECT c.id, g, 'active', now() FROM c, generate_series(1, %(n)s) g
+RETURNING campaign_id
+"""
+
+_SERVER_SETTINGS = 'from config.settings import *  # noqa\nROOT_URLCONF = "tests.auth_urls"\n'
+
+
+def issue_vouchers(n: int) -> tuple[int, list[Voucher]]:
+    with connection.cursor() as cursor:
+        cursor.execute(_CAMPAIGN, {"slug": f"bench-redeem-{time.time_ns()}", "n": n})
+        campaign_id = cursor.fetchone()[0]
+    for lo in range(1, n + 1, 10_000):
+        issue_chunk(campaign_id=campaign_id, lo=lo, hi=lo + 10_000, run_id=None, chunk_id=None)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE vouchers_voucher")
+    vouchers = list(Voucher.objects.filter(campaign_id=campaign_id)
+                    .only("id", "customer_id").order_by("id"))
+    return campaign_id, vouchers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(port: int, workers: int, threads: int, settings_dir: str) -> subprocess.Popen:
+    env = {
+        **os.environ, "PYTHONPATH": os.pathsep.join([settings_dir, str(ROOT)]),
+        "DJANGO_SETTINGS_MODULE": "bench_server_settings", "DEBUG": "0",
+        "SECURE_SSL_REDIRECT": "0", "LOG_LEVEL": "WARNING",
+        **{name: getattr(settings, name) for name in (
+            "SECRET_KEY", "PHONE_HASH_KEY", "CUSTOMER_JWT_KEY", "VOUCHER_CODE_KEY")},
+    }
+    server = subprocess.Popen(
+        [str(ROOT / ".venv/bin/gunicorn"), "config.wsgi:application", "--bind",
+         f"127.0.0.1:{port}", "--workers", str(workers), "--worker-class", "gthread",
+         "--threads", str(threads), "--log-level", "warning"],
+        cwd=ROOT, env=env)
+    for _ in range(100):
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return server
+        except OSError:
+            time.sleep(0.2)
+    server.terminate()
+    raise RuntimeError("gunicorn did not start")
+
+
+def _client_process(port: int, token: str, bodies: list[tuple[str, dict]], threads: int,
+                    start_at: float, seconds: float, out) -> None:
+    """``threads`` keep-alive clients; each sends bodies (path, json) from its own slice."""
+    results: list[tuple[int, int, str | None]] = []
+    lock = threading.Lock()
+
+    def client(offset: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        done: list[tuple[int, int, str | None]] = []
+        i = offset
+        time.sleep(max(0.0, start_at - time.time()))
+        while time.time() < start_at + seconds:
+            path, body = bodies[i % len(bodies)]
+            i += threads
+            conn.request("POST", path, json.dumps(body), {
+                "Authorization": f"Bearer {token}", "Content-Type": "application/json",
+                "Idempotency-Key": uuid.uuid4().hex})
+            response = conn.getresponse()
+            answer = json.loads(response.read())
+            done.append((response.status, answer.get("amount_krw", 0), answer.get("code")))
+        with lock:
+            results.extend(done)
+
+    pool = [threading.Thread(target=client, args=(k,)) for k in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    out.put(results)
+
+
+def run_phase(port: int, token: str, bodies: list[tuple[str, dict]], *, clients: int,
+              processes: int, seconds: float) -> dict:
+    """``clients`` concurrent clients in ``processes`` processes, for ``seconds``."""
+    per_process = clients // processes
+    queue: multiprocessing.Queue = multiprocessing.Queue()
+    start_at = time.time() + 1.0
+    procs = [
+        multiprocessing.Process(target=_client_process, args=(
+            port, token, bodies[p::processes] or bodies, per_process, start_at, seconds, queue))
+        for p in range(processes)
+    ]
+    for p in procs:
+        p.start()
+    results = [r for _ in procs for r in queue.get()]
+    for p in procs:
+        p.join()
+    statuses = Counter((status, code) for status, _, code in results)
+    return {"rps": len(results) / seconds, "requests": len(results), "statuses": statuses,
+            "won_201": sum(amount for status, amount, _ in results if status == 201)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--vouchers", type=int, default=100_000)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    args = parser.parse_args()
+    subprocess.run([sys.executable, str(ROOT / "scripts/create_database.py"),
+                    os.environ["DATABASE_URL"]], check=True)
+    call_command("migrate", verbosity=0)
+
+    started = time.perf_counter()
+    campaign_id, vouchers = issue_vouchers(args.vouchers)
+    issue_seconds = time.perf_counter() - started
+    _, token = create_principal(role="checkout", name=f"bench-checkout-{time.time_ns()}")
+    spread = [("/api/v1/redemptions", {
+        "voucher_id": public_voucher_id(v.pk), "customer_id": v.customer_id,
+        "order_id": f"bench-{v.pk}", "amount_krw": 1_000, "order_total_krw": 1_000,
+        "merchant_category": "eats", "capture": True}) for v in vouchers]
+    target = vouchers[0]
+    one = [("/api/v1/redemptions", {**spread[0][1], "amount_krw": 1, "order_total_krw": 1})]
+    bare = [("/t/echo", {"amount_krw": 1_000})]
+
+    connection.close()  # the client processes are forked: they must not share it
+    port = free_port()
+    with tempfile.TemporaryDirectory() as settings_dir:
+        Path(settings_dir, "bench_server_settings.py").write_text(_SERVER_SETTINGS)
+        server = start_server(port, args.workers, args.threads, settings_dir)
+        try:
+            phase = {"clients": args.clients, "processes": args.processes,
+                     "seconds": args.seconds}
+            run_phase(port, token, bare, **{**phase, "seconds": 3.0})  # warm-up
+            results = {
+                "bare": run_phase(port, token, bare, **phase),
+                # Skip the voucher of the one-voucher phase.
+                "spread": run_phase(port, token, spread[1:], **phase),
+                "one": run_phase(port, token, one, **phase),
+            }
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+    target.refresh_from_db()
+    one_redeemed = -(LedgerPosting.objects.filter(voucher_id=target.pk, account="redeemed")
+                     .aggregate(s=Sum("amount_krw"))["s"] or 0)
+    one_rows = Redemption.objects.filter(voucher_id=target.pk).count()
+    report = verify_ledger(campaign_id=campaign_id)
+    bare_rps = results["bare"]["rps"]
+    print(f"vouchers: {args.vouchers:,} issued in {issue_seconds:.1f} s; {args.clients} "
+          f"clients in {args.processes} processes; gunicorn {args.workers} workers x "
+          f"{args.threads} threads; {args.seconds:.0f} s per phase")
+    for name, label in (("bare", "bare DRF POST /t/echo"),
+                        ("spread", "redemptions, each on another voucher"),
+                        ("one", "redemptions, all clients on one voucher")):
+        r = results[name]
+        print(f"{label}: {r['rps']:,.0f} req/s ({r['rps'] / bare_rps:.0%} of bare), "
+              f"{r['requests']:,} requests, answers {dict(r['statuses'])}")
+    drop = 50_000 - target.balance_krw
+    consistent = results["one"]["won_201"] == drop == one_redeemed == one_rows
+    print(f"one voucher: 201 answers report {results['one']['won_201']:,} won, balance "
+          f"dropped {drop:,} won, {one_rows:,} redemption rows, ledger redeemed "
+          f"{one_redeemed:,} won: {'no lost update' if consistent else 'MISMATCH'}")
+    print(f"verify_ledger on the bench campaign: {'ok' if report.ok else 'FAILED'}")
+
+
+if __name__ == "__main__":
+    main()

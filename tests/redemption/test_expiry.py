@@ -1,0 +1,137 @@
+"""Periodic jobs: daily expiry (set-based, idempotent) and the hold timeout."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.core.cache import cache
+from django.core.management import call_command
+from django.db.models import Sum
+from django.utils import timezone
+
+from tests.redemption.conftest import redeem, step, voucher
+from voucher_service.models import AuditEvent
+from vouchers.eligibility.cache import FENCE, answer_key
+from vouchers.finance.selectors import campaign_summary
+from vouchers.ledger.verification import verify_ledger
+from vouchers.models import LedgerPosting, Voucher
+from vouchers.redemption import services
+from vouchers.redemption.expiry import expire_vouchers
+from vouchers.redemption.models import Redemption
+from vouchers.redemption.tasks import expire_due_vouchers, void_timed_out_holds
+
+pytestmark = pytest.mark.django_db
+
+
+def _postings(account: str, **filters) -> int:
+    return (LedgerPosting.objects.filter(account=account, **filters)
+            .aggregate(s=Sum("amount_krw"))["s"] or 0)
+
+
+def _expire_all(campaign) -> None:
+    Voucher.objects.filter(campaign=campaign).update(
+        expires_at=timezone.now() - dt.timedelta(minutes=1))
+
+
+def test_expiry_posts_each_leftover_from_its_holding_account(shop, checkout):
+    redeem(checkout, voucher(1, "all"), amount_krw=20_000)  # 30,000 left
+    redeem(checkout, voucher(2, "eats"), amount_krw=5_000)  # exhausted
+    _expire_all(shop)
+    before = campaign_summary(shop)["outstanding_krw"]
+
+    result = expire_vouchers(batch_size=2)
+
+    # Left on them: customer 1: 30,000 + 5,000 + 20,000; customer 2: 50,000 + 20,000;
+    # customer 3 (unclaimed): 75,000. Customer 2's eats voucher is exhausted.
+    assert (result.vouchers, result.expired_krw) == (8, before)
+    statuses = Voucher.objects.filter(campaign=shop).values_list("status", flat=True)
+    assert sorted(statuses) == ["exhausted"] + ["expired"] * 8
+    assert not Voucher.objects.filter(status="expired", balance_krw__gt=0).exists()
+    assert _postings("expired") == -before
+    assert _postings("unclaimed", transaction__reason="expiry") == 75_000
+    assert _postings("liability", transaction__reason="expiry") == before - 75_000
+    summary = campaign_summary(shop)
+    assert (summary["expired_krw"], summary["outstanding_krw"]) == (before, 0)
+    assert verify_ledger(campaign_id=shop.pk).ok
+    assert AuditEvent.objects.filter(action="vouchers.expired").count() == 4  # one per batch of 2
+
+    assert expire_vouchers(batch_size=2).vouchers == 0
+    assert expire_due_vouchers.apply().get() == 0
+    assert _postings("expired") == -before
+
+
+def test_vouchers_not_yet_due_are_left_alone(shop):
+    assert expire_vouchers().vouchers == 0
+    soon = timezone.now() + dt.timedelta(days=90, minutes=1)
+    assert expire_vouchers(now=soon).vouchers == 9
+    assert verify_ledger(campaign_id=shop.pk).ok
+
+
+def test_expired_voucher_refuses_checkout(shop, checkout):
+    _expire_all(shop)
+    expire_vouchers()
+    response = redeem(checkout, voucher(1, "all"), amount_krw=1_000, order_total_krw=1_000)
+    assert response.status_code == 409 and response.json()["code"] == "voucher_expired"
+
+
+def test_a_hold_on_an_expired_voucher_can_still_be_captured(shop, checkout):
+    held = redeem(checkout, voucher(1, "all"), amount_krw=10_000, capture=False).json()
+    _expire_all(shop)
+    expire_vouchers()
+    captured = step(checkout, held["id"], "capture").json()
+    assert (captured["status"], captured["voucher_balance_krw"]) == ("captured", 0)
+    assert campaign_summary(shop)["redeemed_krw"] == 10_000
+    assert verify_ledger(campaign_id=shop.pk).ok
+
+
+def test_a_hold_voided_after_expiry_lapses_to_expired(shop, checkout):
+    held = redeem(checkout, voucher(1, "eats"), amount_krw=3_000, capture=False).json()
+    _expire_all(shop)
+    expire_vouchers()
+    voided = step(checkout, held["id"], "void").json()
+    assert (voided["status"], voided["voucher_balance_krw"]) == ("voided", 0)
+    summary = campaign_summary(shop)
+    assert (summary["authorized_krw"], summary["forfeited_krw"]) == (0, 2_000)
+    assert _postings("expired", voucher_id=voucher(1, "eats").pk) == -3_000
+    assert verify_ledger(campaign_id=shop.pk).ok
+
+
+def test_timed_out_holds_are_voided(shop, checkout, settings):
+    settings.AUTHORIZATION_TTL_SECONDS = 60
+    stale = redeem(checkout, voucher(1, "all"), amount_krw=4_000, capture=False).json()
+    captured = redeem(checkout, voucher(2, "all"), amount_krw=1_000, capture=False).json()
+    step(checkout, captured["id"], "capture")
+    settings.AUTHORIZATION_TTL_SECONDS = 3600
+    fresh = redeem(checkout, voucher(2, "eats"), amount_krw=1_000, capture=False).json()
+
+    later = timezone.now() + dt.timedelta(seconds=61)
+    assert services.void_timed_out_holds(now=later, batch_size=1) == 1
+
+    statuses = dict(Redemption.objects.values_list("id", "status"))
+    assert {str(k): v for k, v in statuses.items()} == {
+        stale["id"]: "voided", captured["id"]: "captured", fresh["id"]: "authorized"}
+    assert voucher(1, "all").balance_krw == 50_000
+    assert AuditEvent.objects.filter(action="redemption.void", target_id=stale["id"],
+                                     actor=services.TIMEOUT_ACTOR).exists()
+    assert void_timed_out_holds.apply().get() == 0
+    assert verify_ledger(campaign_id=shop.pk).ok
+
+
+def test_expire_vouchers_command_prints_the_count(shop, capsys):
+    _expire_all(shop)
+    call_command("expire_vouchers")
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "9"
+
+
+def test_expiry_and_checkout_fence_cached_eligibility(shop, checkout,
+                                                      django_capture_on_commit_callbacks):
+    cache.delete_many([answer_key("shop", 1), answer_key("shop", 3)])
+    with django_capture_on_commit_callbacks(execute=True):
+        redeem(checkout, voucher(1, "all"), amount_krw=1_000)
+    assert cache.get(answer_key("shop", 1)) == FENCE
+    assert cache.get(answer_key("shop", 3)) is None
+    _expire_all(shop)
+    with django_capture_on_commit_callbacks(execute=True):
+        expire_vouchers()
+    assert cache.get(answer_key("shop", 3)) == FENCE

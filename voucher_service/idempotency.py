@@ -1,0 +1,213 @@
+"""Idempotency keys for write endpoints, with Stripe's semantics.
+
+``@idempotent`` wraps a DRF view method (``post``). The caller sends an
+``Idempotency-Key`` header (required: 400 ``idempotency_key_required``); keys are kept per
+caller. The first request with a key runs and its response is stored; a retry with the
+same key and the same request (method, path, canonical JSON body) gets the stored response
+again, marked ``Idempotent-Replayed: true``, without a second effect; the same key with
+another request is 422 ``idempotency_key_reused``. Client errors (4xx) are stored and
+replayed like successes; server errors (5xx) are not stored, so the retry runs afresh.
+
+Why one transaction rather than a key row committed first: the key row is inserted
+(``INSERT ... ON CONFLICT DO NOTHING``) in the same transaction as the request's effect and
+receives the response in it, so the effect and its stored answer commit together or not at
+all. There is no "in progress" row that a crash could leave behind, and nothing to recover.
+Concurrent requests with one key meet on a transaction-scoped advisory lock of (caller,
+key), tried without waiting in the same statement as the insert (one round trip on the
+common path). A request that finds it held waits for the holder's transaction to end, at
+most ``IDEMPOTENCY_KEY_WAIT_MS`` (else 409 ``idempotency_key_in_use``), and then replays
+the committed answer, or runs itself if the holder rolled back. The unique constraint on
+(caller, key) stays the guarantee; the lock only spares the waiting on it.
+
+The view runs in that transaction without a savepoint of its own (two round trips fewer).
+When it raises a client error, the transaction is rolled back whole and the problem is
+stored in a short transaction of its own, claiming the key again; should another request
+with the same key have committed in between, its answer is the one replayed.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import OperationalError, connection, transaction
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from voucher_service.models import IdempotencyKey
+from voucher_service.problems import PROBLEM_CONTENT_TYPE, ProblemError
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+# Printable ASCII without spaces, as Stripe accepts (UUIDs, ULIDs, order ids).
+_KEY_FORMAT = re.compile(r"[\x21-\x7e]{1,255}")
+_LOCK_NOT_AVAILABLE = "55P03"
+MIN_TTL_HOURS = 24
+
+IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
+    name=HEADER, type=OpenApiTypes.STR, location=OpenApiParameter.HEADER, required=True,
+    description="A unique key per intended operation (e.g. a UUID); retries reuse it.",
+)
+
+# pg_advisory_xact_lock(int, int) key space: (this constant, hash of caller and key).
+_KEY_LOCK_CLASS = 0x4944  # "ID"
+# One round trip on the common path: lock the (caller, key) pair without waiting and, if
+# that worked, insert the key row (nothing happens when a committed row holds the key).
+_CLAIM = """
+    WITH lock AS (
+        SELECT pg_try_advisory_xact_lock(%(lock_class)s, hashtext(%(owner)s || ' ' || %(key)s))
+            AS held
+    ), claimed AS (
+        INSERT INTO voucher_service_idempotencykey (owner, key, fingerprint, created_at)
+        SELECT %(owner)s, %(key)s, %(fingerprint)s, %(now)s FROM lock WHERE held
+        ON CONFLICT (owner, key) DO NOTHING
+        RETURNING id
+    )
+    SELECT held, EXISTS (SELECT 1 FROM claimed) FROM lock
+"""
+_WAIT = "SELECT pg_advisory_xact_lock(%s, hashtext(%s || ' ' || %s))"
+
+
+def request_fingerprint(request: Request) -> str:
+    """SHA-256 over method, path and the body as canonical JSON (sorted keys, no spaces)."""
+    body = json.dumps(request.data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      cls=DjangoJSONEncoder)
+    return hashlib.sha256(f"{request.method}\n{request.path}\n{body}".encode()).hexdigest()
+
+
+def _key_from(request: Request) -> str:
+    key = request.headers.get(HEADER)
+    if not key:
+        raise ProblemError(status=400, code="idempotency_key_required",
+                           detail=f"Send an {HEADER} header with every POST here.")
+    if not _KEY_FORMAT.fullmatch(key):
+        raise ProblemError(status=400, code="idempotency_key_invalid",
+                           detail=f"{HEADER} must be 1 to 255 printable ASCII characters.")
+    return key
+
+
+def _wait_for_other_request(cursor, *, owner: str, key: str) -> None:
+    """Blocks until the request holding the key's lock ends, at most the configured wait;
+    the lock is then ours until this transaction ends."""
+    cursor.execute("SELECT set_config('lock_timeout', %s, true)",
+                   [f"{settings.IDEMPOTENCY_KEY_WAIT_MS}ms"])
+    try:
+        cursor.execute(_WAIT, [_KEY_LOCK_CLASS, owner, key])
+    except OperationalError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
+            raise ProblemError(
+                status=409, code="idempotency_key_in_use",
+                detail="A request with this idempotency key is still being processed; "
+                       "retry shortly.",
+            ) from exc
+        raise
+    cursor.execute("SET LOCAL lock_timeout TO DEFAULT")
+
+
+def claim_key(*, owner: str, key: str, fingerprint: str) -> bool:
+    """Inserts the key row; False when a committed row already holds the key. While another
+    request with the key is in flight, waits for it to end first. Call inside the
+    request's transaction: the lock and the row are its until it ends."""
+    params = {"lock_class": _KEY_LOCK_CLASS, "owner": owner, "key": key,
+              "fingerprint": fingerprint, "now": timezone.now()}
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM, params)
+        held, inserted = cursor.fetchone()
+        if not held:
+            _wait_for_other_request(cursor, owner=owner, key=key)
+            cursor.execute(_CLAIM, params)
+            _, inserted = cursor.fetchone()
+    return inserted
+
+
+def _stored(*, owner: str, key: str, fingerprint: str) -> IdempotencyKey | None:
+    row = IdempotencyKey.objects.filter(owner=owner, key=key).first()
+    if row is not None and row.fingerprint != fingerprint:
+        raise ProblemError(status=422, code="idempotency_key_reused",
+                           detail="This idempotency key was used with another request.")
+    return row
+
+
+def _claim(*, owner: str, key: str, fingerprint: str) -> IdempotencyKey | None:
+    """Claims the key for this request (None), or returns the committed row to replay."""
+    while not claim_key(owner=owner, key=key, fingerprint=fingerprint):
+        row = _stored(owner=owner, key=key, fingerprint=fingerprint)
+        if row is not None:
+            return row
+        # Purged between the two statements: claim it again.
+    return None
+
+
+def _store(*, owner: str, key: str, response: Response) -> None:
+    IdempotencyKey.objects.filter(owner=owner, key=key).update(
+        status_code=response.status_code,
+        response_body=json.dumps(response.data, cls=DjangoJSONEncoder),
+    )
+
+
+def _replay(row: IdempotencyKey) -> Response:
+    return Response(
+        json.loads(row.response_body), status=row.status_code,
+        headers={REPLAYED_HEADER: "true"},
+        content_type=PROBLEM_CONTENT_TYPE if row.status_code >= 400 else None,
+    )
+
+
+def idempotent(method: Callable[..., Response]) -> Callable[..., Response]:
+    """Decorates a DRF view method (after authentication: the key is per caller)."""
+
+    @functools.wraps(method)
+    def wrapper(view, request: Request, *args: Any, **kwargs: Any) -> Response:
+        key = _key_from(request)
+        fingerprint = request_fingerprint(request)
+        owner = request.user.audit_name
+        with transaction.atomic():
+            stored = _claim(owner=owner, key=key, fingerprint=fingerprint)
+            if stored is not None:
+                return _replay(stored)
+            try:
+                response = method(view, request, *args, **kwargs)
+            except Exception as exc:  # rendered below, once this transaction is rolled back
+                transaction.set_rollback(True)
+                failure = exc
+            else:
+                if response.status_code >= 500:
+                    transaction.set_rollback(True)
+                else:
+                    _store(owner=owner, key=key, response=response)
+                return response
+        # Raises again what DRF cannot render as a problem: a 500, never stored.
+        response = view.handle_exception(failure)
+        if response.status_code < 500:
+            with transaction.atomic():
+                stored = _claim(owner=owner, key=key, fingerprint=fingerprint)
+                if stored is not None:
+                    return _replay(stored)
+                _store(owner=owner, key=key, response=response)
+        return response
+
+    return wrapper
+
+
+def purge_expired_keys(*, batch_size: int = 10_000) -> int:
+    """Deletes keys older than ``IDEMPOTENCY_KEY_TTL_HOURS`` (never under 24 hours), in
+    batches of short transactions; returns how many."""
+    hours = max(settings.IDEMPOTENCY_KEY_TTL_HOURS, MIN_TTL_HOURS)
+    cutoff = timezone.now() - timedelta(hours=hours)
+    purged = 0
+    while True:
+        ids = list(IdempotencyKey.objects.filter(created_at__lt=cutoff)
+                   .order_by("created_at").values_list("id", flat=True)[:batch_size])
+        if not ids:
+            return purged
+        purged += IdempotencyKey.objects.filter(id__in=ids).delete()[0]

@@ -1,0 +1,144 @@
+"""Checkout endpoints: create, capture, void, refund and read redemptions.
+
+Every POST is idempotent per ``Idempotency-Key`` (``voucher_service.idempotency``).
+"""
+
+from __future__ import annotations
+
+from django.core.validators import RegexValidator
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from voucher_service.fields import (
+    KrwField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictIntegerField,
+)
+from voucher_service.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
+from voucher_service.permissions import IsCheckout, roles
+from voucher_service.problems import ProblemError
+from vouchers.identifiers import public_voucher_id, voucher_id_from_public
+from vouchers.redemption import selectors, services
+from vouchers.redemption.models import Redemption, RedemptionStatus
+
+_CATEGORY_FORMAT = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+
+
+class CreateRedemptionSerializer(serializers.Serializer):
+    voucher_id = StrictCharField(max_length=40)
+    customer_id = StrictIntegerField(min_value=1, max_value=2**63 - 1)
+    order_id = StrictCharField(max_length=100)
+    amount_krw = KrwField()
+    order_total_krw = KrwField()
+    merchant_category = StrictCharField(max_length=32, validators=[RegexValidator(
+        _CATEGORY_FORMAT, "A category: lower-case letters, digits, '-' or '_'.")])
+    capture = StrictBooleanField(default=True)
+
+    def validate(self, attrs):
+        if attrs["amount_krw"] > attrs["order_total_krw"]:
+            raise serializers.ValidationError(
+                {"amount_krw": ["Must not exceed order_total_krw."]})
+        return attrs
+
+
+class RefundSerializer(serializers.Serializer):
+    amount_krw = KrwField(required=False, help_text="Defaults to all that is left to refund.")
+
+
+class RedemptionSerializer(serializers.ModelSerializer):
+    voucher_id = serializers.SerializerMethodField()
+    status = serializers.ChoiceField(choices=RedemptionStatus.choices)
+    voucher_balance_krw = serializers.IntegerField(source="voucher.balance_krw")
+
+    class Meta:
+        model = Redemption
+        fields = [
+            "id", "voucher_id", "order_id", "amount_krw", "forfeited_krw", "status",
+            "refunded_krw", "voucher_balance_krw", "created_at",
+            "customer_id", "order_total_krw", "merchant_category", "authorized_until",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.CharField())
+    def get_voucher_id(self, redemption: Redemption) -> str:
+        return public_voucher_id(redemption.voucher_id)
+
+
+class RefundResponseSerializer(RedemptionSerializer):
+    """The redemption after the refund, with what this refund did."""
+
+    voucher_restored = serializers.BooleanField()
+    refund_amount_krw = serializers.IntegerField()
+
+    class Meta(RedemptionSerializer.Meta):
+        fields = [*RedemptionSerializer.Meta.fields, "voucher_restored", "refund_amount_krw"]
+        read_only_fields = fields
+
+
+class RedemptionsView(APIView):
+    permission_classes = [IsCheckout]
+
+    @extend_schema(request=CreateRedemptionSerializer, responses={201: RedemptionSerializer},
+                   parameters=[IDEMPOTENCY_KEY_PARAMETER])
+    @idempotent
+    def post(self, request):
+        body = CreateRedemptionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        voucher_id = voucher_id_from_public(data.pop("voucher_id"))
+        if voucher_id is None:
+            raise ProblemError(status=404, code="voucher_not_found", detail="No such voucher.")
+        redemption = services.create_redemption(voucher_id=voucher_id,
+                                                actor=request.user.audit_name, **data)
+        return Response(RedemptionSerializer(redemption).data, status=status.HTTP_201_CREATED)
+
+
+class RedemptionView(APIView):
+    permission_classes = [roles("checkout", "finance")]
+
+    @extend_schema(responses=RedemptionSerializer)
+    def get(self, request, redemption_id):
+        redemption = selectors.get_redemption(redemption_id)
+        if redemption is None:
+            raise ProblemError(status=404, code="redemption_not_found",
+                               detail="No such redemption.")
+        return Response(RedemptionSerializer(redemption).data)
+
+
+_STEPS = {"capture": services.capture_redemption, "void": services.void_redemption}
+
+
+class RedemptionStepView(APIView):
+    """Capture or void a hold."""
+
+    permission_classes = [IsCheckout]
+    step = ""
+
+    @extend_schema(request=None, responses=RedemptionSerializer,
+                   parameters=[IDEMPOTENCY_KEY_PARAMETER])
+    @idempotent
+    def post(self, request, redemption_id):
+        redemption = _STEPS[self.step](redemption_id=redemption_id,
+                                       actor=request.user.audit_name)
+        return Response(RedemptionSerializer(redemption).data)
+
+
+class RefundView(APIView):
+    permission_classes = [IsCheckout]
+
+    @extend_schema(request=RefundSerializer, responses=RefundResponseSerializer,
+                   parameters=[IDEMPOTENCY_KEY_PARAMETER])
+    @idempotent
+    def post(self, request, redemption_id):
+        body = RefundSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        refund = services.refund_redemption(redemption_id=redemption_id,
+                                            amount_krw=body.validated_data.get("amount_krw"),
+                                            actor=request.user.audit_name)
+        return Response({**RedemptionSerializer(refund.redemption).data,
+                         "voucher_restored": refund.voucher_restored,
+                         "refund_amount_krw": refund.amount_krw})

@@ -1,0 +1,319 @@
+"""Checkout's use cases: authorize or capture, capture, void, refund; the hold timeout.
+
+Each is one short transaction. The voucher row is locked first (``SELECT ... FOR
+UPDATE``), then the redemption row, always in that order; the rules are checked on the
+locked rows; the redemption row and its event are written, the ledger transactions posted
+in the same transaction, the voucher's cached balance set by a conditional UPDATE, and the
+audit event appended last (its chain lock is held only until the commit). The
+transactions take no savepoint of their own (two round trips fewer per checkout): called
+inside a caller's transaction, a refusal dooms it, so a caller that carries on after a
+refusal calls inside its own savepoint.
+
+Refusals are checked in this order: unknown voucher or another customer's (404), expired,
+not active (unclaimed, revoked), category, minimum order, balance (an exhausted voucher,
+balance 0, is ``insufficient_balance``).
+
+Where the won go (debit-positive postings, ``vouchers.models.ledger``):
+
+=================================  ==================================================
+authorize (hold)                   liability -> authorized
+capture of a hold                  authorized -> redeemed
+capture at once                    liability -> redeemed
+single-use leftover (forfeit)      liability -> forfeited, at authorize or capture
+void                               authorized -> liability, forfeit reversed
+refund given back to the voucher   refunded -> liability (a single-use voucher's
+                                   forfeit reversed too)
+refund not given back              refunded -> forfeited (single-use), or the voucher's
+                                   lapse account (multi-use on an expired or revoked
+                                   voucher: expired, revoked)
+=================================  ==================================================
+
+A voucher takes value back only while it is active or exhausted and not past its expiry.
+A hold on a voucher that expired or was revoked meanwhile may still be captured until its
+``authorized_until`` (the order was accepted in time); voided, the held amount lapses to
+the expired (or revoked) account and a single-use forfeit stays forfeited.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from voucher_service.audit import record_event
+from voucher_service.problems import ProblemError
+from vouchers.eligibility.cache import invalidate_eligibility
+from vouchers.ledger.posting import Posting, move, post_transaction
+from vouchers.models import Account, Component, Reason, Voucher, VoucherStatus
+from vouchers.redemption import selectors
+from vouchers.redemption.models import EventKind, Redemption, RedemptionEvent
+from vouchers.redemption.models import RedemptionStatus as S
+
+TIMEOUT_ACTOR = "system:authorization-timeout"
+
+
+def _not_found(what: str) -> ProblemError:
+    return ProblemError(status=404, code=f"{what}_not_found", detail=f"No such {what}.")
+
+
+def _conflict(code: str, detail: str, **extra) -> ProblemError:
+    return ProblemError(status=409, code=code, detail=detail, **extra)
+
+
+def _locked_voucher(voucher_id: int) -> Voucher | None:
+    return Voucher.objects.select_for_update().filter(pk=voucher_id).first()
+
+
+def _locked_redemption(redemption_id: UUID) -> Redemption:
+    """The redemption and its voucher, both locked (voucher first)."""
+    voucher_id = selectors.voucher_id_of(redemption_id)
+    if voucher_id is None:
+        raise _not_found("redemption")
+    voucher = _locked_voucher(voucher_id)
+    redemption = Redemption.objects.select_for_update().get(pk=redemption_id)
+    redemption.voucher = voucher
+    return redemption
+
+
+def _check_spendable(voucher: Voucher, *, now: datetime, amount_krw: int,
+                     order_total_krw: int, merchant_category: str) -> None:
+    if voucher.status == VoucherStatus.EXPIRED or voucher.expires_at <= now:
+        raise _conflict("voucher_expired", "The voucher has expired.")
+    if voucher.status not in (VoucherStatus.ACTIVE, VoucherStatus.EXHAUSTED):
+        raise _conflict("voucher_not_active", f"The voucher is {voucher.status}.",
+                        voucher_status=voucher.status)
+    if voucher.category not in (Component.ALL, merchant_category):
+        raise _conflict("category_mismatch",
+                        f"The voucher is for {voucher.category} orders only.",
+                        voucher_category=voucher.category)
+    if order_total_krw < voucher.min_order_krw:
+        raise _conflict("minimum_order_not_met",
+                        f"The voucher needs an order of at least {voucher.min_order_krw} won.",
+                        min_order_krw=voucher.min_order_krw)
+    if amount_krw > voucher.balance_krw:
+        raise _conflict("insufficient_balance", "The voucher's balance is too low.",
+                        balance_krw=voucher.balance_krw)
+
+
+def _set_balance(voucher: Voucher, balance_krw: int) -> None:
+    """Conditional on the balance read under the row lock; exhausted at 0, else active."""
+    status = VoucherStatus.EXHAUSTED if balance_krw == 0 else VoucherStatus.ACTIVE
+    updated = Voucher.objects.filter(pk=voucher.pk, balance_krw=voucher.balance_krw).update(
+        balance_krw=balance_krw, status=status)
+    if updated != 1:
+        raise RuntimeError(f"voucher {voucher.pk} changed under its row lock")
+    voucher.balance_krw, voucher.status = balance_krw, status
+    # The holder's cached eligibility answer shows this balance.
+    transaction.on_commit(
+        lambda: invalidate_eligibility(voucher.campaign_id, [voucher.customer_id]), robust=True)
+
+
+def _takes_back(voucher: Voucher, now: datetime) -> bool:
+    return (voucher.status in (VoucherStatus.ACTIVE, VoucherStatus.EXHAUSTED)
+            and voucher.expires_at > now)
+
+
+def _lapse_account(voucher: Voucher) -> Account:
+    return Account.REVOKED if voucher.status == VoucherStatus.REVOKED else Account.EXPIRED
+
+
+def _post(redemption: Redemption, reason: Reason, *moves: tuple[Posting, Posting]) -> None:
+    voucher = redemption.voucher
+    post_transaction(campaign_id=voucher.campaign_id, reason=reason, voucher_id=voucher.pk,
+                     redemption_id=redemption.pk,
+                     postings=[posting for pair in moves for posting in pair])
+
+
+def _move(redemption: Redemption, *, debit: Account, credit: Account,
+          amount_krw: int) -> tuple[Posting, Posting]:
+    voucher = redemption.voucher
+    return move(debit=debit, credit=credit, amount_krw=amount_krw, category=voucher.category,
+                voucher_id=voucher.pk)
+
+
+def _record(redemption: Redemption, kind: EventKind, *, amount_krw: int, restored_krw: int,
+            actor: str, now: datetime) -> None:
+    RedemptionEvent.objects.create(redemption=redemption, kind=kind, amount_krw=amount_krw,
+                                   restored_krw=restored_krw, created_at=now, actor=actor)
+    record_event(
+        actor=actor, action=f"redemption.{kind}", target_type="redemption",
+        target_id=str(redemption.pk),
+        payload={"voucher_id": redemption.voucher_id, "order_id": redemption.order_id,
+                 "amount_krw": amount_krw, "restored_krw": restored_krw,
+                 "status": redemption.status},
+    )
+
+
+def _advance(redemption: Redemption, status: str, *, now: datetime,
+             refunded_krw: int = 0) -> None:
+    """Moves the cached state forward, conditional on the state read under the lock."""
+    updated = Redemption.objects.filter(pk=redemption.pk, status=redemption.status).update(
+        status=status, refunded_krw=refunded_krw, updated_at=now)
+    if updated != 1:
+        raise RuntimeError(f"redemption {redemption.pk} changed under its row lock")
+    redemption.status, redemption.refunded_krw, redemption.updated_at = (
+        status, refunded_krw, now)
+
+
+@transaction.atomic(savepoint=False)
+def create_redemption(
+    *, voucher_id: int, customer_id: int, order_id: str, amount_krw: int,
+    order_total_krw: int, merchant_category: str, capture: bool, actor: str,
+) -> Redemption:
+    """Spends ``amount_krw`` of the voucher on an order: captured at once, or held.
+
+    A single-use voucher is spent whole: what the order does not use is forfeited.
+    """
+    now = timezone.now()
+    voucher = _locked_voucher(voucher_id)
+    if voucher is None or voucher.customer_id != customer_id:
+        raise _not_found("voucher")
+    _check_spendable(voucher, now=now, amount_krw=amount_krw,
+                     order_total_krw=order_total_krw, merchant_category=merchant_category)
+    forfeited = voucher.balance_krw - amount_krw if voucher.single_use else 0
+    redemption = Redemption.objects.create(
+        campaign_id=voucher.campaign_id, voucher=voucher, customer_id=customer_id,
+        order_id=order_id, amount_krw=amount_krw, forfeited_krw=forfeited,
+        order_total_krw=order_total_krw, merchant_category=merchant_category,
+        status=S.CAPTURED if capture else S.AUTHORIZED, created_at=now, updated_at=now,
+        authorized_until=(None if capture
+                          else now + timedelta(seconds=settings.AUTHORIZATION_TTL_SECONDS)),
+        created_by=actor,
+    )
+    credit = Account.REDEEMED if capture else Account.AUTHORIZED
+    _post(redemption, Reason.CAPTURE if capture else Reason.AUTHORIZATION,
+          _move(redemption, debit=Account.LIABILITY, credit=credit, amount_krw=amount_krw))
+    if forfeited:
+        _post(redemption, Reason.FORFEIT, _move(redemption, debit=Account.LIABILITY,
+                                                credit=Account.FORFEITED, amount_krw=forfeited))
+    _set_balance(voucher, voucher.balance_krw - amount_krw - forfeited)
+    _record(redemption, EventKind.CAPTURE if capture else EventKind.AUTHORIZE,
+            amount_krw=amount_krw, restored_krw=0, actor=actor, now=now)
+    return redemption
+
+
+def _require(redemption: Redemption, allowed: tuple[str, ...], action: str) -> None:
+    if redemption.status not in allowed:
+        raise _conflict("invalid_transition",
+                        f"A redemption that is {redemption.status} does not allow {action}.",
+                        status_now=redemption.status)
+
+
+@transaction.atomic(savepoint=False)
+def capture_redemption(*, redemption_id: UUID, actor: str) -> Redemption:
+    now = timezone.now()
+    redemption = _locked_redemption(redemption_id)
+    _require(redemption, (S.AUTHORIZED,), "capture")
+    if redemption.authorized_until <= now:
+        raise _conflict("authorization_expired",
+                        "The hold has timed out; it is voided and cannot be captured.")
+    _post(redemption, Reason.CAPTURE, _move(redemption, debit=Account.AUTHORIZED,
+                                            credit=Account.REDEEMED,
+                                            amount_krw=redemption.amount_krw))
+    _advance(redemption, S.CAPTURED, now=now)
+    _record(redemption, EventKind.CAPTURE, amount_krw=redemption.amount_krw, restored_krw=0,
+            actor=actor, now=now)
+    return redemption
+
+
+@transaction.atomic(savepoint=False)
+def void_redemption(*, redemption_id: UUID, actor: str) -> Redemption:
+    """Releases a hold: back to the voucher (forfeit included), or lapsed if it cannot."""
+    now = timezone.now()
+    redemption = _locked_redemption(redemption_id)
+    _require(redemption, (S.AUTHORIZED,), "void")
+    voucher = redemption.voucher
+    amount, forfeited = redemption.amount_krw, redemption.forfeited_krw
+    if _takes_back(voucher, now):
+        _post(redemption, Reason.VOID, _move(redemption, debit=Account.AUTHORIZED,
+                                             credit=Account.LIABILITY, amount_krw=amount))
+        if forfeited:
+            _post(redemption, Reason.FORFEIT, _move(redemption, debit=Account.FORFEITED,
+                                                    credit=Account.LIABILITY,
+                                                    amount_krw=forfeited))
+        restored = amount + forfeited
+        _set_balance(voucher, voucher.balance_krw + restored)
+    else:
+        _post(redemption, Reason.VOID, _move(redemption, debit=Account.AUTHORIZED,
+                                             credit=_lapse_account(voucher), amount_krw=amount))
+        restored = 0
+    _advance(redemption, S.VOIDED, now=now)
+    _record(redemption, EventKind.VOID, amount_krw=amount, restored_krw=restored, actor=actor,
+            now=now)
+    return redemption
+
+
+@dataclass(frozen=True)
+class Refund:
+    redemption: Redemption
+    amount_krw: int
+    voucher_restored: bool
+
+
+@transaction.atomic(savepoint=False)
+def refund_redemption(*, redemption_id: UUID, amount_krw: int | None, actor: str) -> Refund:
+    """Refunds part or all of what was captured (all of what is left when no amount).
+
+    Multi-use: the refunded amount goes back to the voucher. Single-use: only the refund
+    that completes a whole refund before expiry restores the voucher, whole (forfeit and
+    earlier partial refunds included); any other refund goes back to nothing.
+    """
+    now = timezone.now()
+    redemption = _locked_redemption(redemption_id)
+    _require(redemption, (S.CAPTURED, S.PARTIALLY_REFUNDED), "refund")
+    voucher = redemption.voucher
+    left = redemption.amount_krw - redemption.refunded_krw
+    amount = left if amount_krw is None else amount_krw
+    if amount > left:
+        raise _conflict("refund_exceeds_captured",
+                        f"Only {left} won of this redemption can still be refunded.",
+                        refundable_krw=left)
+    refunded = redemption.refunded_krw + amount
+    whole = refunded == redemption.amount_krw
+    restored = 0
+    if not _takes_back(voucher, now):
+        lapse = Account.FORFEITED if voucher.single_use else _lapse_account(voucher)
+        _post(redemption, Reason.REFUND, _move(redemption, debit=Account.REFUNDED,
+                                               credit=lapse, amount_krw=amount))
+    elif voucher.single_use and not whole:
+        _post(redemption, Reason.REFUND, _move(redemption, debit=Account.REFUNDED,
+                                               credit=Account.FORFEITED, amount_krw=amount))
+    else:
+        _post(redemption, Reason.REFUND, _move(redemption, debit=Account.REFUNDED,
+                                               credit=Account.LIABILITY, amount_krw=amount))
+        restored = amount
+        if voucher.single_use:
+            # The leftover forfeited at checkout and earlier partial refunds come back too.
+            returned = redemption.forfeited_krw + redemption.refunded_krw
+            if returned:
+                _post(redemption, Reason.FORFEIT, _move(redemption, debit=Account.FORFEITED,
+                                                        credit=Account.LIABILITY,
+                                                        amount_krw=returned))
+            restored += returned
+        _set_balance(voucher, voucher.balance_krw + restored)
+    _advance(redemption, S.REFUNDED if whole else S.PARTIALLY_REFUNDED, now=now,
+             refunded_krw=refunded)
+    _record(redemption, EventKind.REFUND, amount_krw=amount, restored_krw=restored,
+            actor=actor, now=now)
+    return Refund(redemption=redemption, amount_krw=amount, voucher_restored=restored > 0)
+
+
+def void_timed_out_holds(*, now: datetime | None = None, batch_size: int = 500) -> int:
+    """Voids every hold past its ``authorized_until``, each in its own transaction; a hold
+    captured or voided meanwhile is skipped. Returns how many were voided."""
+    now = now or timezone.now()
+    voided = 0
+    while True:
+        ids = selectors.timed_out_hold_ids(now=now, limit=batch_size)
+        for redemption_id in ids:
+            try:
+                void_redemption(redemption_id=redemption_id, actor=TIMEOUT_ACTOR)
+            except ProblemError:
+                continue
+            voided += 1
+        if len(ids) < batch_size:
+            return voided
