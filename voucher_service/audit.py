@@ -59,9 +59,11 @@ def record_event(
     target_id: str,
     payload: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Appends one event; call it inside the transaction of the change it records."""
+    """Appends one event; call it inside the transaction of the change it records, as late
+    as possible: the chain's lock is held from here until that transaction commits."""
     payload = payload or {}
-    with transaction.atomic():
+    # No savepoint: two round trips fewer, one of them under the lock.
+    with transaction.atomic(savepoint=False):
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_AUDIT_LOCK_KEY])
         prev_hash = (

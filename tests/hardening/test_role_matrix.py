@@ -19,7 +19,7 @@ from drf_spectacular.generators import SchemaGenerator
 from vouchers.identifiers import public_voucher_id
 from vouchers.issuance import services as issuance
 from vouchers.issuance.chunk import issue_chunk
-from vouchers.models import Voucher
+from vouchers.models import Exclusion, Voucher
 from vouchers.redemption import services as redemptions
 
 PRINCIPALS = ("anonymous", "other_customer", "operations", "finance", "support", "checkout",
@@ -77,6 +77,40 @@ MATRIX: dict[str, Call] = {
     "GET /api/v1/finance/redemptions/export": Call(
         "/api/v1/finance/redemptions/export?campaign={slug}", staff(finance=200)),
     "GET /api/v1/audit-events": Call("/api/v1/audit-events", staff(finance=200, operations=200)),
+    # Campaigns (operations write; finance and support read)
+    "GET /api/v1/campaigns": Call(
+        "/api/v1/campaigns", staff(operations=200, finance=200, support=200)),
+    "POST /api/v1/campaigns": Call(
+        "/api/v1/campaigns", staff(operations=201),
+        {"slug": "matrix-2", "name": "Another", "eligibility_opens_at": "2027-01-15T09:00:00+09:00",
+         "components": [{"category": "all", "amount_krw": 50_000, "valid_days": 90}]}),
+    "GET /api/v1/campaigns/{slug}": Call(
+        "/api/v1/campaigns/{slug}", staff(operations=200, finance=200, support=200)),
+    "GET /api/v1/campaigns/{slug}/exclusions": Call(
+        "/api/v1/campaigns/{slug}/exclusions", staff(operations=200)),
+    "POST /api/v1/campaigns/{slug}/exclusions": Call(
+        "/api/v1/campaigns/{slug}/exclusions", staff(operations=201),
+        {"customer_id": 8, "reason": "duplicate account"}),
+    "POST /api/v1/campaigns/{slug}/exclusions/{exclusion_id}/lift": Call(
+        "/api/v1/campaigns/{slug}/exclusions/{exclusion}/lift", staff(operations=200)),
+    # Customers: their own eligibility, vouchers and claims
+    "GET /api/v1/campaigns/{slug}/eligibility": Call(
+        "/api/v1/campaigns/{slug}/eligibility", customer(owner=200, other=200)),
+    "GET /api/v1/me/vouchers": Call("/api/v1/me/vouchers", customer(owner=200, other=200)),
+    "GET /api/v1/me/vouchers/{voucher_id}": Call(
+        "/api/v1/me/vouchers/{owner_voucher}", customer(owner=200, other=404)),
+    "POST /api/v1/claims/closed-account": Call(
+        "/api/v1/claims/closed-account", customer(owner=202, other=202),
+        {"campaign": "{slug}", "phone": "010-2222-3333"}),
+    "POST /api/v1/claims/closed-account/{challenge_id}/confirm": Call(
+        "/api/v1/claims/closed-account/{challenge}/confirm", customer(owner=400, other=404),
+        {"code": "000000"}),
+    # Identity and support
+    "POST /api/v1/accounts/rejoined": Call(
+        "/api/v1/accounts/rejoined", staff(identity=202),
+        {"customer_id": 77, "phone": "010-2222-3333"}),
+    "GET /api/v1/support/customers/{customer_id}": Call(
+        "/api/v1/support/customers/{owner_id}", staff(support=200)),
     # Redemptions (checkout; finance may read one)
     "POST /api/v1/redemptions": Call(
         "/api/v1/redemptions", staff(checkout=201),
@@ -133,10 +167,19 @@ def world(make_campaign, load_registry, make_principal, client_for, customer_cli
         "voucher": public_voucher_id(Voucher.objects.get(campaign=campaign, customer_id=2).pk),
         "held_redemption": redemption(1, capture=False),
         "captured_redemption": redemption(1, capture=True),
+        "owner_voucher": public_voucher_id(
+            Voucher.objects.get(campaign=campaign, customer_id=OWNER_ID).pk),
+        "owner_id": OWNER_ID,
+        "exclusion": Exclusion.objects.create(campaign=campaign, customer_id=7, reason="test",
+                                              created_by="test").pk,
     }
     clients = {"anonymous": client_for(None), "owner": customer_client(OWNER_ID),
                "other_customer": customer_client(OTHER_ID)}
     clients.update({role: client_for(make_principal(role)[1]) for role in STAFF})
+    started = clients["owner"].post("/api/v1/claims/closed-account",
+                                    {"campaign": campaign.slug, "phone": "010-2222-3333"},
+                                    format="json")
+    ids["challenge"] = started.json()["challenge_id"]
     return ids, clients
 
 
