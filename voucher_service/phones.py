@@ -12,19 +12,18 @@ import hashlib
 import hmac
 import re
 
-# Both engines run the same three patterns, written once here:
+# Both engines apply the same three rules, each written once here:
 # 1. Separators people type are dropped: ASCII whitespace, no-break space (spreadsheets),
-#    dots, dashes and brackets. Written out rather than ``\s`` / ``[[:space:]]``, on whose
+#    dots, dashes and brackets. Listed rather than ``\s`` / ``[[:space:]]``, on whose
 #    Unicode members Python and PostgreSQL disagree.
 # 2. An international prefix (+82, 82, 0082, with or without the trunk 0 after it) becomes
-#    the trunk 0. It can only match a string starting with +, 00 or 82, none of which a
-#    national mobile number does, so it is applied unconditionally.
+#    the trunk 0. The pattern can only match a string starting with +, 00 or 82.
 # 3. What is left must be a whole national mobile number: 010 and the old 011, 016-019
 #    prefixes, with a 7- or 8-digit subscriber number.
-SEPARATOR_CLASS = r"[ \t\n\r\f\v\u00a0().-]"
+SEPARATORS = " \t\n\r\f\v\u00a0().-"
 COUNTRY_PREFIX_PATTERN = r"^(\+|00)?820?"
 MOBILE_PATTERN = r"^01[016789][0-9]{7,8}$"
-_SEPARATORS = re.compile(SEPARATOR_CLASS)
+_DROP_SEPARATORS = dict.fromkeys(map(ord, SEPARATORS))
 _COUNTRY_PREFIX = re.compile(COUNTRY_PREFIX_PATTERN)
 _MOBILE = re.compile(MOBILE_PATTERN)
 
@@ -34,7 +33,7 @@ class InvalidPhone(ValueError):
 
 
 def normalize_phone(raw: str) -> str:
-    digits = _COUNTRY_PREFIX.sub("0", _SEPARATORS.sub("", raw or ""), count=1)
+    digits = _COUNTRY_PREFIX.sub("0", (raw or "").translate(_DROP_SEPARATORS), count=1)
     if not _MOBILE.fullmatch(digits):
         raise InvalidPhone("not a Korean mobile number")
     return digits
@@ -48,10 +47,13 @@ def phone_hash(raw: str, *, key: str) -> bytes:
 def phone_normal_form_sql(column: str) -> str:
     """A SQL expression giving ``column``'s normal form, or NULL where it is no mobile number.
 
-    Each function is evaluated once per row (``substring`` returns NULL when the pattern
-    does not match), which matters at tens of millions of rows. ``column`` must be a
-    trusted identifier (it is interpolated, never user input).
+    Built for tens of millions of rows: ``translate`` drops the separators (a character
+    map, cheaper than a regular expression), each function runs once per row (a repeated
+    subexpression would be evaluated again), and ``substring`` gives NULL when the pattern
+    does not match. ``column`` must be a trusted identifier (it is interpolated, never
+    user input).
     """
-    stripped = f"regexp_replace({column}, '{SEPARATOR_CLASS}', '', 'g')"
+    separators = "".join(f"\\u{ord(c):04X}" for c in SEPARATORS)
+    stripped = f"translate({column}, E'{separators}', '')"
     national = f"regexp_replace({stripped}, '{COUNTRY_PREFIX_PATTERN}', '0')"
     return f"substring({national} from '{MOBILE_PATTERN}')"

@@ -157,8 +157,9 @@ def export_rows(rows: QuerySet[Redemption]) -> Iterator[tuple]:
         "created_iso", "updated_iso",
     )
     sql, params = values.query.sql_with_params()
+    # The statement is Django's own compilation of the queryset; values are parameters.
     with connection.cursor() as cursor, cursor.cursor.copy(
-            f"COPY ({sql}) TO STDOUT", params) as copy:  # nosec B608: Django-compiled SQL
+            f"COPY ({sql}) TO STDOUT", params) as copy:  # nosec B608
         copy.set_types(_EXPORT_TYPES)
         for row in copy.rows():
             yield (row[0], row[1], public_voucher_id(row[2]), *row[3:])

@@ -1,0 +1,246 @@
+"""Loading a campaign's affected-customer registry from a CSV file, at 33.7M-row scale.
+
+The file is streamed in fixed-size chunks through COPY into a TEMP staging table (memory
+stays flat whatever the file's size), validated and typed in SQL (phones normalised and
+hashed there with pgcrypto, so no phone number crosses into Python), then upserted into
+the registry in batches of short transactions. The SQL and the rules it enforces are in
+``importing_sql``.
+
+* A file with any bad line loads nothing, unless ``skip_invalid``: then its good lines
+  load and the bad ones are counted and reported. Problems name the line and the rule
+  broken, never the line's content (it may hold a phone number).
+* Re-importing the same file writes nothing: a registry row is rewritten only where one
+  of its fields changed. A later file adds its new customers beside the ones already
+  there; nothing here touches vouchers. Once eligibility is open, the cached answers of
+  the customers added or changed are fenced after each batch commits.
+* The batches commit one by one: an import that dies half-way leaves some batches loaded,
+  and running it again completes it (the same rows compare equal and are skipped).
+* One import per campaign at a time (a session advisory lock); a second one is refused.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+from psycopg import errors as pg_errors
+
+from voucher_service.audit import record_event
+from voucher_service.problems import ProblemError
+from vouchers.eligibility import importing_sql as q
+from vouchers.eligibility.cache import invalidate_eligibility
+from vouchers.models import Campaign, RegistryEntry
+
+CHUNK_BYTES = 1 << 20
+# Heap pages of the typed rows table per upsert transaction: about 150,000 rows.
+BATCH_PAGES = 2048
+MAX_HEADER_BYTES = 4096
+FENCE_SLICE = 10_000
+_LOCK_CLASS = 0x5249  # "RI": pg_advisory_lock(int, int) key space (this, campaign id)
+
+# (stage, amount done since the last call, stage total or None): "read" counts bytes of
+# the file, "load" counts upsert batches.
+Progress = Callable[[str, int, int | None], None]
+
+
+@dataclass(frozen=True)
+class LineProblem:
+    line: int
+    code: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {q.PROBLEMS.get(self.code, self.code)}"
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    rows: int
+    invalid: int
+    inserted: int
+    updated: int
+    registry_rows: int
+    problems: tuple[LineProblem, ...]
+
+    @property
+    def unchanged(self) -> int:
+        return self.rows - self.invalid - self.inserted - self.updated
+
+
+class RegistryFileRejected(ProblemError):
+    """Nothing was loaded: a malformed file, or bad lines without ``skip_invalid``."""
+
+    def __init__(self, detail: str, *, problems: tuple[LineProblem, ...] = (),
+                 invalid: int = 0) -> None:
+        super().__init__(status=400, code="invalid_registry_file", detail=detail,
+                         invalid_lines=invalid, problems=[str(p) for p in problems])
+        self.problems = problems
+        self.invalid = invalid
+
+
+def import_registry(
+    *,
+    campaign: Campaign,
+    source: BinaryIO,
+    actor: str,
+    skip_invalid: bool = False,
+    problems_shown: int = 20,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Loads ``source`` (a binary CSV stream, header first) into ``campaign``'s registry."""
+    report = progress or (lambda stage, done, total: None)
+    with _campaign_lock(campaign), _staging():
+        header = _read_header(source)
+        digest = _copy(source, header, report)
+        rows, invalid, pages = _validate()
+        problems = _first_problems(problems_shown) if invalid else ()
+        if invalid and not skip_invalid:
+            raise RegistryFileRejected(
+                f"{invalid} of {rows} lines are invalid; nothing was loaded.",
+                problems=problems, invalid=invalid,
+            )
+        inserted, updated = _upsert(campaign, pages, report)
+    registry_rows = RegistryEntry.objects.filter(campaign=campaign).count()
+    result = ImportResult(rows=rows, invalid=invalid, inserted=inserted, updated=updated,
+                          registry_rows=registry_rows, problems=problems)
+    record_event(
+        actor=actor, action="registry.imported", target_type="campaign",
+        target_id=campaign.slug,
+        payload={"sha256": digest, "rows": rows, "skipped_invalid": invalid,
+                 "inserted": inserted, "updated": updated, "unchanged": result.unchanged,
+                 "registry_rows": registry_rows},
+    )
+    return result
+
+
+@contextmanager
+def _campaign_lock(campaign: Campaign) -> Iterator[None]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_LOCK_CLASS, campaign.pk])
+        if not cursor.fetchone()[0]:
+            raise ProblemError(status=409, code="import_in_progress",
+                               detail=f"A registry import for {campaign.slug} is running.")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_LOCK_CLASS, campaign.pk])
+
+
+@contextmanager
+def _staging() -> Iterator[None]:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(q.create_timestamp_parser(settings.TIME_ZONE))
+        cursor.execute(q.CREATE_RAW)
+    try:
+        yield
+    finally:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(q.DROP_RAW)
+            cursor.execute(q.DROP_ROWS)
+
+
+def _read_header(source: BinaryIO) -> list[str]:
+    line = source.readline(MAX_HEADER_BYTES)
+    try:
+        fields = next(csv.reader([line.decode("utf-8-sig")]), [])
+    except UnicodeDecodeError:
+        fields = []
+    header = [field.strip().lower() for field in fields]
+    if sorted(header) != sorted(q.COLUMNS):
+        # The line is not echoed: a file without a header starts with a customer's data.
+        raise RegistryFileRejected(
+            "Line 1 must be the header naming the columns "
+            f"{','.join(q.COLUMNS)} (in any order)."
+        )
+    return header
+
+
+_COPY_LINE = re.compile(r"\bline (\d+)")
+
+
+def _copy(source: BinaryIO, header: list[str], report: Progress) -> str:
+    """Streams the rest of the file into the raw table; returns the file's SHA-256."""
+    digest = hashlib.sha256()
+    total = _remaining_bytes(source)
+    try:
+        with (transaction.atomic(), connection.cursor() as cursor,
+              cursor.copy(q.copy_raw(header)) as copy):
+            while chunk := source.read(CHUNK_BYTES):
+                digest.update(chunk)
+                copy.write(chunk)
+                report("read", len(chunk), total)
+    except (pg_errors.BadCopyFileFormat, pg_errors.CharacterNotInRepertoire,
+            pg_errors.UntranslatableCharacter) as exc:
+        # PostgreSQL's message quotes the line; only its number is passed on.
+        found = _COPY_LINE.search(exc.diag.context or "")
+        where = f"line {int(found.group(1)) + 1}" if found else "the file"
+        what = ("is not valid UTF-8" if isinstance(exc, pg_errors.CharacterNotInRepertoire)
+                else "is not a CSV row of the header's four columns")
+        raise RegistryFileRejected(f"{where} {what}; nothing was loaded.") from None
+    return digest.hexdigest()
+
+
+def _remaining_bytes(source: BinaryIO) -> int | None:
+    """Bytes from here to the end, for the progress bar; None for a stream of no known size."""
+    try:
+        position = source.tell()
+        end = source.seek(0, 2)
+        source.seek(position)
+    except (OSError, AttributeError):
+        return None
+    return end - position
+
+
+def _validate() -> tuple[int, int, int]:
+    """Types every line, drops the raw table; returns (lines, invalid lines, heap pages)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(q.WORK_MEM)
+        cursor.execute(q.TYPE_ROWS, {"key": settings.PHONE_HASH_KEY})
+        cursor.execute(q.DROP_RAW)
+        cursor.execute(q.MARK_DUPLICATES)
+        cursor.execute(q.COUNT_ROWS)
+        rows, invalid, pages = cursor.fetchone()
+    return rows, invalid, pages
+
+
+def _first_problems(limit: int) -> tuple[LineProblem, ...]:
+    with connection.cursor() as cursor:
+        cursor.execute(q.FIRST_PROBLEMS, {"limit": limit})
+        return tuple(LineProblem(line=line, code=code) for line, code in cursor.fetchall())
+
+
+def _upsert(campaign: Campaign, pages: int, report: Progress) -> tuple[int, int]:
+    statement = q.upsert_batch(RegistryEntry._meta.db_table)
+    imported_at = timezone.now()
+    batches = range(0, pages, BATCH_PAGES)
+    inserted = updated = 0
+    for lo in batches:
+        # Answers are cached only once eligibility is open: before that, no fences needed.
+        opened = timezone.now() >= campaign.eligibility_opens_at
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(q.WORK_MEM)
+            cursor.execute(statement, {
+                "campaign_id": campaign.pk, "imported_at": imported_at, "changed_ids": opened,
+                "lo": f"({lo},0)", "hi": f"({lo + BATCH_PAGES},0)",
+            })
+            batch_inserted, batch_updated, changed = cursor.fetchone()
+            if changed:
+                transaction.on_commit(lambda ids=changed: _fence(campaign.pk, ids))
+        inserted += batch_inserted
+        updated += batch_updated
+        report("load", 1, len(batches))
+    return inserted, updated
+
+
+def _fence(campaign_id: int, customer_ids: list[int]) -> None:
+    """Fences in slices: one Redis pipeline per slice keeps memory flat per batch."""
+    for start in range(0, len(customer_ids), FENCE_SLICE):
+        invalidate_eligibility(campaign_id, customer_ids[start:start + FENCE_SLICE])

@@ -1,0 +1,198 @@
+"""The SQL of the registry import: staging, validation and the upsert, all set-based.
+
+Two session-private TEMP tables (no WAL, invisible to other sessions, gone with the
+session even if the import dies):
+
+``registry_import_raw``
+    the file as COPY delivered it, every field text, plus the line number. ``line`` is an
+    identity column starting at 2 (line 1 is the header): COPY inserts rows in file order,
+    so it is the line of the row in any file without line breaks inside quoted fields.
+``registry_import_rows``
+    one typed row per line, with the phone already reduced to its keyed hash; a line's
+    problem (``PROBLEM``) is derived from its columns. The raw table, the only place a
+    phone number ever is, is dropped as soon as this one is built: raw numbers exist only
+    on the database server, in one session's temporary files, until validation ends.
+
+Rules (documented for operators in the command's help):
+
+* ``customer_id``: a positive 64-bit integer (leading zeros allowed), once per file.
+* ``account_status``: ``active``, ``dormant`` or ``closed`` (case and spaces ignored).
+* ``account_closed_at``: required for closed accounts and refused for the others. ISO
+  8601 (``2025-11-30``, ``2025-11-30 14:05``, ``2025-11-30T14:05:00+09:00``); without an
+  offset it is read in the display zone (``TIME_ZONE``, Asia/Seoul).
+* ``phone``: optional (a closed account without one cannot claim by phone, but stays
+  eligible); when given, a Korean mobile number in any common format
+  (``voucher_service.phones``). Stored as ``hmac(normal form, PHONE_HASH_KEY, sha256)``.
+"""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from voucher_service.phones import phone_normal_form_sql
+
+RAW_TABLE = sql.Identifier("registry_import_raw")
+ROWS_TABLE = sql.Identifier("registry_import_rows")
+COLUMNS = ("customer_id", "account_status", "account_closed_at", "phone")
+
+# Why a line is refused, by the code ``PROBLEM`` gives it.
+PROBLEMS = {
+    "invalid_customer_id": "customer_id is not a positive 64-bit integer",
+    "invalid_account_status": "account_status is not active, dormant or closed",
+    "missing_closed_at": "account_closed_at is required for a closed account",
+    "unexpected_closed_at": "account_closed_at is given for an account that is not closed",
+    "invalid_closed_at": "account_closed_at is not a valid ISO 8601 date or timestamp",
+    "invalid_phone": "phone is not a Korean mobile number",
+    "duplicate_customer_id": "customer_id appears on more than one line of the file",
+}
+
+CREATE_RAW = sql.SQL("""
+CREATE TEMP TABLE {raw} (
+    line bigint GENERATED ALWAYS AS IDENTITY (START WITH 2),
+    customer_id text, account_status text, account_closed_at text, phone text
+)
+""").format(raw=RAW_TABLE)
+
+
+def copy_raw(header: list[str]) -> sql.Composed:
+    """COPY into the raw table, its columns in the order the file's header names them."""
+    return sql.SQL("COPY {raw} ({columns}) FROM STDIN (FORMAT csv)").format(
+        raw=RAW_TABLE, columns=sql.SQL(", ").join(map(sql.Identifier, header))
+    )
+
+
+# PostgreSQL's own timestamp parser decides validity ("2025-02-30" is refused); the regular
+# expression in TYPE_ROWS first limits it to ISO 8601 shapes (no "today", no "epoch"). The
+# function's own SET reads a value without an offset in the display zone and restores the
+# session's zone on return: a session zone changed under Django would skew its datetimes.
+def create_timestamp_parser(zone: str) -> sql.Composed:
+    return sql.SQL("""
+CREATE OR REPLACE FUNCTION pg_temp.registry_import_timestamptz(value text)
+RETURNS timestamptz LANGUAGE plpgsql STABLE SET timezone = {zone} AS $$
+BEGIN
+    RETURN value::timestamptz;
+EXCEPTION WHEN data_exception THEN
+    RETURN NULL;
+END
+$$
+""").format(zone=sql.Literal(zone))
+
+
+_ISO_8601 = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?"
+    r"([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)?$"
+)
+
+# One pass over the raw lines. Every costly expression appears once in the select list:
+# PostgreSQL would evaluate a repeated one again for every mention, so the problem of a
+# line is not computed here but derived later from the stored columns (``PROBLEM``). The
+# customer id is checked with string functions rather than a regular expression, and its
+# cast runs only where the checks passed, so a bad value becomes NULL, never an error.
+TYPE_ROWS = sql.SQL("""
+CREATE TEMP TABLE {rows} AS
+WITH cleaned AS (
+    SELECT line,
+           btrim(customer_id) AS customer_id,
+           lower(btrim(account_status)) AS account_status,
+           nullif(btrim(account_closed_at), '') AS closed_text,
+           phone
+    FROM {raw}
+)
+SELECT line,
+       CASE WHEN length(customer_id) BETWEEN 1 AND 19
+                 AND ltrim(customer_id, '0123456789') = ''
+                 AND (length(customer_id) < 19
+                      OR customer_id COLLATE "C" <= '9223372036854775807')
+            THEN nullif(customer_id::bigint, 0) END AS customer_id,
+       account_status,
+       closed_text IS NOT NULL AS closed_given,
+       CASE WHEN closed_text ~ {iso_8601}
+            THEN pg_temp.registry_import_timestamptz(closed_text) END AS account_closed_at,
+       coalesce(btrim(phone), '') <> '' AS phone_given,
+       hmac({phone_normal_form}, %(key)s, 'sha256') AS phone_hash,
+       false AS duplicate
+FROM cleaned
+""").format(
+    rows=ROWS_TABLE, raw=RAW_TABLE, iso_8601=sql.Literal(_ISO_8601),
+    phone_normal_form=sql.SQL(phone_normal_form_sql("phone")),
+)
+
+# The first problem of a typed line, or NULL for a good one (cheap: stored columns only).
+PROBLEM = sql.SQL("""
+CASE
+    WHEN customer_id IS NULL THEN 'invalid_customer_id'
+    WHEN account_status IS NULL OR account_status NOT IN ('active', 'dormant', 'closed')
+        THEN 'invalid_account_status'
+    WHEN account_status = 'closed' AND NOT closed_given THEN 'missing_closed_at'
+    WHEN account_status <> 'closed' AND closed_given THEN 'unexpected_closed_at'
+    WHEN closed_given AND account_closed_at IS NULL THEN 'invalid_closed_at'
+    WHEN phone_given AND phone_hash IS NULL THEN 'invalid_phone'
+    WHEN duplicate THEN 'duplicate_customer_id'
+END
+""")
+
+# Every line of a customer id that appears more than once is refused: which of them is
+# right is for whoever made the file to say.
+MARK_DUPLICATES = sql.SQL("""
+UPDATE {rows} r SET duplicate = true
+FROM (
+    SELECT customer_id FROM {rows}
+    WHERE customer_id IS NOT NULL
+    GROUP BY customer_id HAVING count(*) > 1
+) d
+WHERE r.customer_id = d.customer_id
+""").format(rows=ROWS_TABLE)
+
+COUNT_ROWS = sql.SQL("""
+SELECT count(*), count(*) FILTER (WHERE ({problem}) IS NOT NULL),
+       pg_relation_size({name}::regclass) / current_setting('block_size')::int
+FROM {rows}
+""").format(rows=ROWS_TABLE, problem=PROBLEM, name=sql.Literal(ROWS_TABLE.as_string()))
+
+FIRST_PROBLEMS = sql.SQL("""
+SELECT line, problem
+FROM (SELECT line, {problem} AS problem FROM {rows}) p
+WHERE problem IS NOT NULL ORDER BY line LIMIT %(limit)s
+""").format(rows=ROWS_TABLE, problem=PROBLEM)
+
+# One batch: the good rows on heap pages [lo, hi) of the rows table (a TID range scan, so
+# batches need no index), in customer-id order (index locality, and concurrent writers lock
+# registry rows in one order). A row that exists is rewritten only where something changed,
+# so importing the same file again writes nothing. Vouchers are another table: untouched.
+# With ``changed_ids`` the ids written come back too, for the eligibility cache.
+UPSERT_BATCH = sql.SQL("""
+WITH upserted AS (
+    INSERT INTO {registry} AS r
+        (campaign_id, customer_id, account_status, account_closed_at, phone_hash, imported_at)
+    SELECT %(campaign_id)s, customer_id, account_status, account_closed_at, phone_hash,
+           %(imported_at)s
+    FROM {rows}
+    WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid AND ({problem}) IS NULL
+    ORDER BY customer_id
+    ON CONFLICT (campaign_id, customer_id) DO UPDATE
+    SET account_status = EXCLUDED.account_status,
+        account_closed_at = EXCLUDED.account_closed_at,
+        phone_hash = EXCLUDED.phone_hash,
+        imported_at = EXCLUDED.imported_at
+    WHERE (r.account_status, r.account_closed_at, r.phone_hash)
+          IS DISTINCT FROM (EXCLUDED.account_status, EXCLUDED.account_closed_at,
+                            EXCLUDED.phone_hash)
+    RETURNING customer_id, xmax = 0 AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted),
+       array_agg(customer_id) FILTER (WHERE %(changed_ids)s)
+FROM upserted
+""")
+
+
+def upsert_batch(registry_table: str) -> sql.Composed:
+    return UPSERT_BATCH.format(registry=sql.Identifier(registry_table), rows=ROWS_TABLE,
+                               problem=PROBLEM)
+
+
+# For the transaction only: the duplicate check's hash and each batch's sort stay in memory.
+WORK_MEM = sql.SQL("SELECT set_config('work_mem', '256MB', true)")
+
+DROP_RAW = sql.SQL("DROP TABLE IF EXISTS {raw}").format(raw=RAW_TABLE)
+DROP_ROWS = sql.SQL("DROP TABLE IF EXISTS {rows}").format(rows=ROWS_TABLE)
