@@ -239,6 +239,10 @@ LOGGING = {
     },
 }
 
+# Audit trail: parallel hash chains, an event in its target's chain (voucher_service.audit).
+# Changing it later is safe: existing events keep their chain numbers and links.
+AUDIT_CHAINS = env.int("AUDIT_CHAINS", default=32)
+
 # Issuance
 # Chunks in flight per run (sent to the broker, not yet done): pause and cancel take effect
 # within this many chunks.

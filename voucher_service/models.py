@@ -11,11 +11,14 @@ class AuditEvent(models.Model):
     target_id = models.CharField(max_length=80)
     # Ids and amounts only: never a phone number, a name or an address.
     payload = models.JSONField(default=dict)
+    # Which of the parallel chains the event links into (see voucher_service.audit).
+    chain = models.SmallIntegerField(default=0)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
 
     class Meta:
         indexes = [
+            models.Index(fields=["chain", "id"], name="auditevent_chain_id"),
             models.Index(fields=["action", "id"]),
             models.Index(fields=["actor", "id"]),
             models.Index(fields=["target_type", "target_id"]),

@@ -7,6 +7,12 @@ from voucher_service.audit import GENESIS_HASH, record_event, verify_audit_chain
 from voucher_service.models import AuditEvent
 
 
+@pytest.fixture
+def one_chain(settings):
+    """The link mechanics are easiest to see on a single chain."""
+    settings.AUDIT_CHAINS = 1
+
+
 def _append(n: int, actor: str = "principal:ops") -> list[AuditEvent]:
     return [
         record_event(actor=actor, action="test.action", target_type="thing",
@@ -16,6 +22,7 @@ def _append(n: int, actor: str = "principal:ops") -> list[AuditEvent]:
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("one_chain")
 def test_events_link_to_their_predecessor():
     first, second, third = _append(3)
     assert first.prev_hash == GENESIS_HASH
@@ -49,6 +56,7 @@ def _tamper(sql: str, params: list) -> None:
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("one_chain")
 def test_verifier_names_an_edited_event():
     events = _append(5)
     _tamper("UPDATE voucher_service_auditevent SET payload = %s WHERE id = %s",
@@ -60,6 +68,7 @@ def test_verifier_names_an_edited_event():
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("one_chain")
 def test_verifier_names_the_event_after_a_deleted_one():
     events = _append(5)
     _tamper("DELETE FROM voucher_service_auditevent WHERE id = %s", [events[1].pk])
@@ -69,6 +78,7 @@ def test_verifier_names_the_event_after_a_deleted_one():
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("one_chain")
 def test_verifier_catches_a_rehashed_edit():
     """Recomputing the edited event's own hash still breaks the next event's link."""
     events = _append(4)
@@ -82,7 +92,7 @@ def test_verifier_catches_a_rehashed_edit():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_appends_leave_one_unbroken_chain():
+def test_concurrent_appends_leave_unbroken_chains():
     threads, per_thread = 16, 25
     barrier = threading.Barrier(threads)
     errors: list[BaseException] = []
@@ -107,5 +117,33 @@ def test_concurrent_appends_leave_one_unbroken_chain():
     assert not errors
     report = verify_audit_chain()
     assert report.ok and report.events_checked == threads * per_thread
-    prev_hashes = list(AuditEvent.objects.values_list("prev_hash", flat=True))
-    assert len(set(prev_hashes)) == len(prev_hashes), "two events share a predecessor: a fork"
+    links = list(AuditEvent.objects.values_list("chain", "prev_hash"))
+    assert len(set(links)) == len(links), "two events share a predecessor: a fork"
+    assert len({chain for chain, _ in links}) > 1, "the appends all went to one chain"
+
+
+@pytest.mark.django_db
+def test_events_of_one_target_share_a_chain_and_others_spread(settings):
+    settings.AUDIT_CHAINS = 8
+    same = [record_event(actor="a", action="x", target_type="redemption", target_id="r-1")
+            for _ in range(3)]
+    assert len({e.chain for e in same}) == 1
+    assert same[1].prev_hash == same[0].hash and same[2].prev_hash == same[1].hash
+    spread = {record_event(actor="a", action="x", target_type="redemption",
+                           target_id=f"r-{n}").chain for n in range(2, 60)}
+    assert len(spread) == 8
+    assert verify_audit_chain().ok
+
+
+@pytest.mark.django_db
+def test_verifier_names_an_edited_event_in_any_chain(settings):
+    settings.AUDIT_CHAINS = 4
+    events = [record_event(actor="a", action="x", target_type="t", target_id=str(n))
+              for n in range(20)]
+    victim = events[13]
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE voucher_service_auditevent DISABLE TRIGGER USER")
+        cursor.execute("UPDATE voucher_service_auditevent SET actor = 'mallory' WHERE id = %s",
+                       [victim.pk])
+        cursor.execute("ALTER TABLE voucher_service_auditevent ENABLE TRIGGER USER")
+    assert verify_audit_chain().first_break.event_id == victim.pk

@@ -123,7 +123,7 @@ class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
         fields = ["id", "occurred_at", "actor", "action", "target_type", "target_id",
-                  "payload", "prev_hash", "hash"]
+                  "payload", "chain", "prev_hash", "hash"]
 
 
 class AuditEventListView(generics.ListAPIView):
