@@ -36,55 +36,31 @@ import http.client
 import json
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+from common import ROOT, free_port
+from common import make_campaign as make_registry
+from django.conf import settings
+from django.core.cache import cache
+from django.core.management import call_command
+from django.db import connection
+from django.urls import path
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
-import django  # noqa: E402
-
-django.setup()
-
-from django.conf import settings  # noqa: E402
-from django.core.cache import cache  # noqa: E402
-from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
-from django.urls import path  # noqa: E402
-from rest_framework.response import Response  # noqa: E402
-from rest_framework.views import APIView  # noqa: E402
-
-from accounts.identity import mint_customer_token  # noqa: E402
-from voucher_service.permissions import IsCustomer  # noqa: E402
-from voucher_service.phones import phone_hash  # noqa: E402
-from vouchers.issuance.chunk import issue_chunk  # noqa: E402
+from accounts.identity import mint_customer_token
+from voucher_service.permissions import IsCustomer
+from voucher_service.phones import phone_hash
+from vouchers.issuance.chunk import issue_chunk
 
 HIT_SET = 2_000
 CLAIM_SAMPLES = 400
 CPU_SAMPLES = 500
-_CAMPAIGN = """
-WITH c AS (
-    INSERT INTO vouchers_campaign (slug, name, eligibility_opens_at, created_at, created_by)
-    VALUES (%(slug)s, %(slug)s, now() - interval '1 day', now(), 'bench') RETURNING id
-), comp AS (
-    INSERT INTO vouchers_component
-        (campaign_id, category, amount_krw, expires_at, min_order_krw, single_use)
-    SELECT id, category, amount, now() + interval '90 days', 0, true
-    FROM c, (VALUES ('all', 30000), ('eats', 20000)) AS v(category, amount)
-)
-INSERT INTO vouchers_registryentry (campaign_id, customer_id, account_status, imported_at)
-SELECT c.id, g, CASE WHEN g %% 7 = 0 THEN 'closed' ELSE 'active' END, now()
-FROM c, generate_series(1, %(n)s) g
-RETURNING campaign_id
-"""
-
 
 class Bare(APIView):
     permission_classes = [IsCustomer]
@@ -123,20 +99,14 @@ def cpu_per_request(requests: list[tuple[str, str]]) -> float:
 
 def make_campaign(n: int) -> str:
     slug = f"bench-elig-{int(time.time())}"
-    with connection.cursor() as cursor:
-        cursor.execute(_CAMPAIGN, {"slug": slug, "n": n})
-        campaign_id = cursor.fetchone()[0]
+    campaign_id = make_registry(slug, n, components=(("all", 30_000, True),
+                                                     ("eats", 20_000, True)))
     for lo in range(1, n + 1, 50_000):
         issue_chunk(campaign_id=campaign_id, lo=lo, hi=lo + 50_000, run_id=None, chunk_id=None)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE vouchers_voucher; ANALYZE vouchers_registryentry")
     return slug
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 
-from bench_issuance import ROOT, make_campaign
+from common import ROOT, make_campaign
 from django.core.management import call_command
 from django.db import connection
 from rest_framework.test import APIClient

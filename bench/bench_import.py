@@ -35,21 +35,14 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+from common import ROOT
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
 
-import django  # noqa: E402
-
-django.setup()
-
-from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
-from django.utils import timezone  # noqa: E402
-
-from vouchers.campaigns.services import create_campaign  # noqa: E402
-from vouchers.eligibility.importing import CHUNK_BYTES, import_registry  # noqa: E402
-from vouchers.models import Campaign  # noqa: E402
+from vouchers.campaigns.services import create_campaign
+from vouchers.eligibility.importing import CHUNK_BYTES, import_registry
+from vouchers.models import Campaign
 
 HEADER = "customer_id,account_status,account_closed_at,phone\n"
 PHONE_FORMATS = ("010-{}-{}", "010{}{}", "+82 10 {} {}", "+82-10-{}-{}", "(010) {}-{}",

@@ -20,36 +20,13 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+from common import ROOT, make_campaign
+from django.core.management import call_command
+from django.db import connection
 
-import django  # noqa: E402
-
-django.setup()
-
-from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
-
-from vouchers.issuance import services  # noqa: E402
-from vouchers.issuance.chunk import issue_chunk  # noqa: E402
-from vouchers.issuance.models import IssuanceRun  # noqa: E402
-
-_CAMPAIGN = """
-WITH c AS (
-    INSERT INTO vouchers_campaign (slug, name, eligibility_opens_at, created_at, created_by)
-    VALUES (%(slug)s, %(slug)s, now(), now(), 'bench') RETURNING id
-), comp AS (
-    INSERT INTO vouchers_component
-        (campaign_id, category, amount_krw, expires_at, min_order_krw, single_use)
-    SELECT id, 'all', 50000, now() + interval '90 days', 0, false FROM c
-)
-INSERT INTO vouchers_registryentry (campaign_id, customer_id, account_status, imported_at)
-SELECT c.id, g,
-       CASE WHEN %(all_closed)s OR g %% 7 = 0 THEN 'closed' ELSE 'active' END, now()
-FROM c, generate_series(1, %(n)s) g
-RETURNING campaign_id
-"""
+from vouchers.issuance import services
+from vouchers.issuance.chunk import issue_chunk
+from vouchers.issuance.models import IssuanceRun
 
 # The baseline: the voucher rows the chunk statement writes, nothing else.
 _RAW = """
@@ -64,14 +41,6 @@ SELECT r.campaign_id, c.id, r.customer_id, r.customer_id, c.category, c.amount_k
 FROM vouchers_registryentry r JOIN vouchers_component c ON c.campaign_id = r.campaign_id
 WHERE r.campaign_id = %(campaign_id)s
 """
-
-
-def make_campaign(slug: str, n: int, *, all_closed: bool = False) -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(_CAMPAIGN, {"slug": slug, "n": n, "all_closed": all_closed})
-        campaign_id = cursor.fetchone()[0]
-        cursor.execute("ANALYZE vouchers_registryentry")
-    return campaign_id
 
 
 def timed(fn) -> float:
@@ -146,9 +115,11 @@ def worker_run(n: int, *, concurrency: int, in_flight: int) -> dict:
 def ledger_cost(repeats: int, *, all_closed: bool) -> tuple[float, float]:
     """Median seconds for 10,000 vouchers: the chunk statement, and vouchers only."""
     with_ledger, without = [], []
+    closed_every = 1 if all_closed else 7
     for i in range(repeats):
-        a = make_campaign(f"bench-chunk-{time.time_ns()}-{i}", 10_000, all_closed=all_closed)
-        b = make_campaign(f"bench-rawchunk-{time.time_ns()}-{i}", 10_000, all_closed=all_closed)
+        a = make_campaign(f"bench-chunk-{time.time_ns()}-{i}", 10_000, closed_every=closed_every)
+        b = make_campaign(f"bench-rawchunk-{time.time_ns()}-{i}", 10_000,
+                          closed_every=closed_every)
         with_ledger.append(timed(lambda a=a: issue_chunk(campaign_id=a, lo=1, hi=10_001,
                                                          run_id=None, chunk_id=None)))
         without.append(timed(lambda b=b: raw_insert(b)))

@@ -27,7 +27,6 @@ import http.client
 import json
 import multiprocessing
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,47 +36,24 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+from common import ROOT, free_port, make_campaign
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connection
+from django.db.models import Sum
 
-import django  # noqa: E402
-
-django.setup()
-
-from django.conf import settings  # noqa: E402
-from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
-from django.db.models import Sum  # noqa: E402
-
-from accounts.services import create_principal  # noqa: E402
-from vouchers.identifiers import public_voucher_id  # noqa: E402
-from vouchers.issuance.chunk import issue_chunk  # noqa: E402
-from vouchers.ledger.verification import verify_ledger  # noqa: E402
-from vouchers.models import LedgerPosting, Voucher  # noqa: E402
-from vouchers.redemption.models import Redemption  # noqa: E402
-
-_CAMPAIGN = """
-WITH c AS (
-    INSERT INTO vouchers_campaign (slug, name, eligibility_opens_at, created_at, created_by)
-    VALUES (%(slug)s, %(slug)s, now(), now(), 'bench') RETURNING id
-), comp AS (
-    INSERT INTO vouchers_component
-        (campaign_id, category, amount_krw, expires_at, min_order_krw, single_use)
-    SELECT id, 'all', 50000, now() + interval '90 days', 0, false FROM c
-)
-INSERT INTO vouchers_registryentry (campaign_id, customer_id, account_status, imported_at)
-SELECT c.id, g, 'active', now() FROM c, generate_series(1, %(n)s) g
-RETURNING campaign_id
-"""
+from accounts.services import create_principal
+from vouchers.identifiers import public_voucher_id
+from vouchers.issuance.chunk import issue_chunk
+from vouchers.ledger.verification import verify_ledger
+from vouchers.models import LedgerPosting, Voucher
+from vouchers.redemption.models import Redemption
 
 _SERVER_SETTINGS = 'from config.settings import *  # noqa\nROOT_URLCONF = "tests.auth_urls"\n'
 
 
 def issue_vouchers(n: int) -> tuple[int, list[Voucher]]:
-    with connection.cursor() as cursor:
-        cursor.execute(_CAMPAIGN, {"slug": f"bench-redeem-{time.time_ns()}", "n": n})
-        campaign_id = cursor.fetchone()[0]
+    campaign_id = make_campaign(f"bench-redeem-{time.time_ns()}", n, closed_every=0)
     for lo in range(1, n + 1, 10_000):
         issue_chunk(campaign_id=campaign_id, lo=lo, hi=lo + 10_000, run_id=None, chunk_id=None)
     with connection.cursor() as cursor:
@@ -85,12 +61,6 @@ def issue_vouchers(n: int) -> tuple[int, list[Voucher]]:
     vouchers = list(Voucher.objects.filter(campaign_id=campaign_id)
                     .only("id", "customer_id").order_by("id"))
     return campaign_id, vouchers
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(port: int, workers: int, threads: int, settings_dir: str) -> subprocess.Popen:

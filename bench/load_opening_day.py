@@ -17,14 +17,13 @@ import csv
 import itertools
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench_issuance import ROOT, make_campaign
+from common import ROOT, free_port, make_campaign
 from django.core.management import call_command
 
 from accounts.identity import mint_customer_token
@@ -34,12 +33,6 @@ from vouchers.issuance.chunk import issue_chunk
 from vouchers.models import Voucher
 
 VENV_BIN = ROOT / ".venv" / "bin"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def seed(customers: int, fixture: Path) -> None:

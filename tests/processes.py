@@ -152,6 +152,12 @@ class PrivateRedis:
             self.process.wait(timeout=10)
 
 
+def database_url(settings_dict: dict) -> str:
+    """The URL of a Django connection's database, for the processes a test starts."""
+    s = settings_dict
+    return f"postgres://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+
+
 def query(url: str, sql: str) -> list[tuple] | None:
     """Rows of ``sql`` on the database at ``url``, or None while the server is down."""
     try:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from tests.processes import database_url
 from vouchers.finance.selectors import EXPORT_COLUMNS
 from vouchers.issuance.chunk import issue_chunk
 
@@ -186,9 +187,7 @@ def test_export_of_100k_redemptions_streams_in_flat_memory(make_principal, make_
     seed(make_campaign, load_registry, slug="small", customers=500, redemptions=10_000)
     seed(make_campaign, load_registry, slug="large", customers=500, redemptions=100_000)
     _, token = make_principal("finance")
-    s = connection.settings_dict
-    env = {**os.environ, "DEBUG": "1",
-           "DATABASE_URL": f"postgres://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"}
+    env = {**os.environ, "DEBUG": "1", "DATABASE_URL": database_url(connection.settings_dict)}
     done = subprocess.run([sys.executable, "-c", _EXPORT_CHILD, token, "small", "large"],
                           env=env, capture_output=True, text=True, timeout=300,
                           cwd=Path(__file__).resolve().parents[2], check=True)

@@ -27,6 +27,7 @@ from tests.processes import (
     PrivateRedis,
     Worker,
     create_database,
+    database_url,
     free_port,
     manage,
     query,
@@ -41,11 +42,6 @@ pytestmark = pytest.mark.slow
 CUSTOMERS = 12_000
 
 
-def _database_url() -> str:
-    s = connection.settings_dict
-    return f"postgres://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
-
-
 @pytest.fixture
 def redis_server():
     server = PrivateRedis()
@@ -58,8 +54,9 @@ def test_redis_lost_mid_run_then_back(make_campaign, load_registry, redis_server
     campaign = make_campaign(slug="redis-fault", components=FOUR_VOUCHERS)
     load_registry(campaign, {cid: ("closed" if cid % 7 == 0 else "active")
                              for cid in range(1, CUSTOMERS + 1)})
-    env = {**FAST_RECOVERY, "DATABASE_URL": _database_url(), "ISSUANCE_CHUNK_SIZE": "300",
-           "CELERY_BROKER_URL": redis_server.url(0), "REDIS_URL": redis_server.url(1)}
+    env = {**FAST_RECOVERY, "DATABASE_URL": database_url(connection.settings_dict),
+           "ISSUANCE_CHUNK_SIZE": "300", "CELERY_BROKER_URL": redis_server.url(0),
+           "REDIS_URL": redis_server.url(1)}
     worker = Worker(env, tmp_path, "redis-fault")
     try:
         run_id = manage("issue_vouchers", "--campaign", "redis-fault",

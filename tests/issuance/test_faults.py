@@ -15,6 +15,7 @@ from tests.processes import (
     FAST_RECOVERY,
     Worker,
     create_database,
+    database_url,
     manage,
     query,
     wait_for,
@@ -26,11 +27,6 @@ from vouchers.models import Exclusion, Voucher
 
 pytestmark = pytest.mark.slow
 CUSTOMERS = 24_000
-
-
-def _database_url() -> str:
-    s = connection.settings_dict
-    return f"postgres://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
 
 
 @pytest.fixture
@@ -57,7 +53,7 @@ def test_sigkilled_worker_mid_run(make_campaign, load_registry, settings, worker
     Exclusion.objects.create(campaign=campaign, customer_id=42, reason="x", created_by="t")
     run = services.create_run(campaign=campaign, actor="alice", dry_run_only=False)
     services.approve_run(run_id=run.pk, actor="bob")  # commits: the dispatch message goes out
-    env = {**FAST_RECOVERY, "DATABASE_URL": _database_url()}
+    env = {**FAST_RECOVERY, "DATABASE_URL": database_url(connection.settings_dict)}
     chunks = IssuanceChunk.objects.filter(run=run)
 
     first = workers(env, "kill-a")
