@@ -16,8 +16,8 @@ from rest_framework.views import APIView
 from voucher_service.models import AuditEvent
 from voucher_service.pagination import CreatedAtCursorPagination, IdCursorPagination
 from voucher_service.permissions import IsFinance, roles
-from voucher_service.problems import ProblemError
 from voucher_service.query_params import PAGINATION_PARAMS, parse_query
+from vouchers.campaigns.selectors import campaign_by_slug
 from vouchers.finance.selectors import (
     EXPORT_COLUMNS,
     campaign_summary,
@@ -26,20 +26,11 @@ from vouchers.finance.selectors import (
 )
 from vouchers.finance.services import reconcile
 from vouchers.identifiers import public_voucher_id
-from vouchers.models import Campaign
 from vouchers.redemption.models import Redemption, RedemptionStatus
 
 
 class CampaignQuery(serializers.Serializer):
     campaign = serializers.SlugField()
-
-
-def _campaign(slug: str) -> Campaign:
-    try:
-        return Campaign.objects.get(slug=slug)
-    except Campaign.DoesNotExist as exc:
-        raise ProblemError(status=404, code="campaign_not_found",
-                           detail=f"No campaign {slug!r}.") from exc
 
 
 class FiguresSerializer(serializers.Serializer):
@@ -70,7 +61,8 @@ class SummaryView(APIView):
     @extend_schema(parameters=[CampaignQuery], responses=SummarySerializer)
     def get(self, request):
         query = parse_query(request, CampaignQuery)
-        return Response(SummarySerializer(campaign_summary(_campaign(query["campaign"]))).data)
+        summary = campaign_summary(campaign_by_slug(query["campaign"]))
+        return Response(SummarySerializer(summary).data)
 
 
 class ReconciliationCheckSerializer(serializers.Serializer):
@@ -92,7 +84,7 @@ class ReconciliationView(APIView):
     @extend_schema(parameters=[CampaignQuery], responses=ReconciliationSerializer)
     def get(self, request):
         query = parse_query(request, CampaignQuery)
-        report = reconcile(campaign=_campaign(query["campaign"]),
+        report = reconcile(campaign=campaign_by_slug(query["campaign"]),
                            actor=request.user.audit_name)
         return Response(ReconciliationSerializer(report).data)
 
@@ -165,7 +157,7 @@ RedemptionQuery = type(
 def _redemptions(request, *, extra: frozenset[str] = frozenset()):
     query = parse_query(request, RedemptionQuery, extra=extra)
     return redemptions(
-        campaign=_campaign(query["campaign"]) if "campaign" in query else None,
+        campaign=campaign_by_slug(query["campaign"]) if "campaign" in query else None,
         start=query.get("from"), end=query.get("to"), status=query.get("status"),
     )
 

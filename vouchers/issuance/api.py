@@ -10,17 +10,10 @@ from rest_framework.views import APIView
 from voucher_service.pagination import IdCursorPagination
 from voucher_service.permissions import IsOperations
 from voucher_service.problems import ProblemError
+from vouchers.campaigns.selectors import campaign_by_slug
 from vouchers.issuance import selectors, services
 from vouchers.issuance.models import IssuanceRun, Revocation, RunStatus
 from vouchers.issuance.revocations import revoke_customer
-from vouchers.models import Campaign
-
-
-def _campaign(slug: str) -> Campaign:
-    campaign = Campaign.objects.filter(slug=slug).first()
-    if campaign is None:
-        raise ProblemError(status=404, code="campaign_not_found", detail=f"No campaign {slug!r}.")
-    return campaign
 
 
 class RunSerializer(serializers.ModelSerializer):
@@ -76,13 +69,13 @@ class CampaignRunsView(generics.ListAPIView):
     pagination_class = NewestFirst
 
     def get_queryset(self):
-        return selectors.campaign_runs(_campaign(self.kwargs["slug"]))
+        return selectors.campaign_runs(campaign_by_slug(self.kwargs["slug"]))
 
     @extend_schema(request=CreateRunSerializer, responses={201: RunSerializer})
     def post(self, request, slug: str):
         body = CreateRunSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        run = services.create_run(campaign=_campaign(slug), actor=request.user.audit_name,
+        run = services.create_run(campaign=campaign_by_slug(slug), actor=request.user.audit_name,
                                   dry_run_only=body.validated_data["dry_run"])
         return _render(run.pk, status.HTTP_201_CREATED)
 
@@ -137,7 +130,7 @@ class RevocationsView(generics.ListAPIView):
     pagination_class = IdCursorPagination
 
     def get_queryset(self):
-        return selectors.campaign_revocations(_campaign(self.kwargs["slug"]))
+        return selectors.campaign_revocations(campaign_by_slug(self.kwargs["slug"]))
 
     @extend_schema(request=RevocationSerializer,
                    responses={201: RevocationSerializer, 200: RevocationSerializer})
@@ -145,7 +138,7 @@ class RevocationsView(generics.ListAPIView):
         body = RevocationSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         revocation, created = revoke_customer(
-            campaign=_campaign(slug), customer_id=body.validated_data["customer_id"],
+            campaign=campaign_by_slug(slug), customer_id=body.validated_data["customer_id"],
             reason=body.validated_data["reason"], actor=request.user.audit_name,
         )
         return Response(RevocationSerializer(revocation).data,
