@@ -20,8 +20,9 @@ example the audit chain verifies.
 The database must be committed for the threads to see it: the test is transactional and
 each example works in a campaign of its own.
 
-Every run must reach each successful kind of step at least once (``MUST_REACH``): a
-model or strategy gone wrong fails the test instead of letting it pass on nothing.
+The default run must reach each successful kind of step at least once (``MUST_REACH``):
+a model or strategy gone wrong fails the test instead of letting it pass on nothing. (A
+seeded run explores; it may happen to miss one, so it is not held to that.)
 
 Replaying: the run is derandomized, so the same code runs the same steps every time (only
 a race's interleaving may differ). A failure prints its steps as a Python program
@@ -109,9 +110,7 @@ TWIST = st.sampled_from([None, None, None, "stranger", "category", "short_order"
 ROW = st.tuples(st.sampled_from(["active", "dormant", "closed"]),
                 st.sampled_from([None, *range(len(PHONES))]), st.integers(0, 2))
 _campaigns = itertools.count(1)
-# Outcomes the run reached ("authorize: insufficient_balance", "claim: ..."): a run that
-# stops reaching every successful kind of step (a model or strategy gone wrong, rules that
-# no longer fit) fails instead of passing while testing little.
+# What the run's steps came to ("authorize: insufficient_balance", "claim: ...").
 reached: Counter[str] = Counter()
 MUST_REACH = {
     "authorize: done", "capture at once: done", "capture: done", "void: done",
@@ -135,7 +134,8 @@ class ModelVoucher:
 
     def refusal(self, *, customer_id: int, amount: int, order_total: int,
                 merchant: str) -> str | None:
-        """The code checkout must refuse this order with (API.md's order), or None."""
+        """The code checkout must refuse this order with (its checks in checkout's
+        order), or None."""
         if customer_id != self.holder:
             return "voucher_not_found"
         if self.status == "expired" or self.past_due:
@@ -254,7 +254,7 @@ class MoneyPath(RuleBasedStateMachine):
         return (suited and choose(items, pick, test)) or choose(items, pick)
 
     def spent(self, redemption: Redemption) -> None:
-        """Books a checkout the service made (the model's refusal check already passed)."""
+        """Books a checkout the service made."""
         v = self.vouchers[redemption.voucher_id]
         amount = redemption.amount_krw
         forfeited = v.balance - amount if v.single_use else 0
@@ -268,6 +268,7 @@ class MoneyPath(RuleBasedStateMachine):
             status=redemption.status)
 
     def voided(self, r: ModelRedemption) -> None:
+        """Books a void: back to the voucher with its forfeit, or lapsed where it cannot."""
         v = self.vouchers[r.voucher_id]
         if v.takes_back:
             v.set_balance(v.balance + r.amount + r.forfeited)
@@ -650,4 +651,5 @@ def test_the_money_path_keeps_the_books(settings, tmp_path):
         max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None,
         derandomize=SEED is None, database=None, print_blob=True, phases=PHASES,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
-    assert set(reached) >= MUST_REACH, sorted(reached.items())
+    if SEED is None:
+        assert set(reached) >= MUST_REACH, sorted(reached.items())
