@@ -309,6 +309,8 @@ class MoneyPath(RuleBasedStateMachine):
                 self.book(v.category, revoked_krw=v.balance, outstanding_krw=-v.balance)
                 count, won = count + 1, won + v.balance
                 v.balance, v.status = 0, "revoked"
+            elif v.registry_customer_id == customer_id and v.status in (*HOLDING, "exhausted"):
+                v.status = "revoked"  # spent or held to zero: revoked, nothing to move
         return count, won
 
     # -- rules ---------------------------------------------------------------------------

@@ -10,13 +10,14 @@ from vouchers.issuance import services
 from vouchers.ledger.posting import move, post_transaction
 from vouchers.ledger.verification import verify_ledger
 from vouchers.models import Account, Exclusion, LedgerPosting, Reason, Voucher
+from vouchers.redemption import services as redemptions
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/campaigns/breach/revocations"
 
 
 def _spend(voucher: Voucher) -> None:
-    """Spent whole at checkout (what redemption records): it stays as it is."""
+    """Spent whole at checkout (what redemption records)."""
     post_transaction(campaign_id=voucher.campaign_id, reason=Reason.CAPTURE,
                      voucher_id=voucher.pk,
                      postings=move(debit=Account.LIABILITY, credit=Account.REDEEMED,
@@ -39,7 +40,8 @@ def test_revocation_withdraws_unspent_vouchers(issued, ops):
     assert (body["customer_id"], body["vouchers_revoked"], body["revoked_krw"]) == (1, 3, 45_000)
     statuses = dict(Voucher.objects.filter(registry_customer_id=1)
                     .values_list("category", "status"))
-    assert statuses == {"all": "revoked", "eats": "exhausted", "travel": "revoked",
+    # The spent one too: a later refund of its checkout must not put value back on it.
+    assert statuses == {"all": "revoked", "eats": "revoked", "travel": "revoked",
                         "luxury": "revoked"}
     assert not Voucher.objects.filter(registry_customer_id=1, status="revoked",
                                       balance_krw__gt=0).exists()
@@ -89,3 +91,18 @@ def test_bad_bodies_are_refused(issued, ops, body):
 def test_only_operations_may_revoke(issued, role_client):
     assert role_client("support").post(URL, {"customer_id": 1, "reason": "x"},
                                        format="json").status_code == 403
+
+
+def test_a_hold_voided_after_revocation_puts_nothing_back(issued, ops):
+    voucher = Voucher.objects.get(registry_customer_id=1, category="eats")
+    hold = redemptions.create_redemption(
+        voucher_id=voucher.pk, customer_id=1, order_id="o-1", amount_krw=5_000,
+        order_total_krw=5_000, merchant_category="eats", capture=False, actor="checkout")
+    assert ops.post(URL, {"customer_id": 1, "reason": "invalid"}, format="json"
+                    ).status_code == 201
+    redemptions.void_redemption(redemption_id=hold.pk, actor="checkout")
+    voucher.refresh_from_db()
+    assert (voucher.status, voucher.balance_krw) == ("revoked", 0)
+    held_back = LedgerPosting.objects.filter(account="revoked", voucher_id=voucher.pk)
+    assert sum(p.amount_krw for p in held_back) == -5_000
+    assert verify_ledger(campaign_id=issued.pk).ok

@@ -42,14 +42,19 @@ def revoke_customer(
     existing = Revocation.objects.filter(campaign=campaign, customer_id=customer_id).first()
     if existing is not None:
         return existing, False
-    unspent = list(
+    vouchers = list(
         Voucher.objects.select_for_update()
         .filter(campaign=campaign, registry_customer_id=customer_id,
-                status__in=list(_HOLDING), balance_krw__gt=0)
+                status__in=[*_HOLDING, VoucherStatus.EXHAUSTED])
         .order_by("pk")
     )
+    unspent = [v for v in vouchers if v.status in _HOLDING and v.balance_krw > 0]
     for voucher in unspent:
         _revoke_voucher(voucher)
+    # Spent (or held) to zero: nothing to move now, but revoked all the same, so that a
+    # later void or refund lapses to `revoked` instead of putting value back on it.
+    Voucher.objects.filter(pk__in=[v.pk for v in vouchers if v not in unspent]).update(
+        status=VoucherStatus.REVOKED)
     if not Exclusion.objects.filter(campaign=campaign, customer_id=customer_id,
                                     lifted_at__isnull=True).exists():
         Exclusion.objects.create(campaign=campaign, customer_id=customer_id,
