@@ -1,31 +1,28 @@
-"""Eligibility checks per second through HTTP: Redis hits, cache misses, Redis down, beside a
+"""Eligibility checks per second through HTTP: Redis hits, first checks, Redis down, beside a
 bare DRF endpoint served by the same gunicorn in the same run.
 
     DEBUG=1 DATABASE_URL=postgres://postgres@127.0.0.1:5432/vs_elig_bench \\
     REDIS_URL=redis://127.0.0.1:6379/6 CELERY_BROKER_URL=redis://127.0.0.1:6379/7 \\
-    .venv/bin/python bench/bench_eligibility.py --customers 200000 --seconds 10 --clients 8
+    .venv/bin/python bench/bench_eligibility.py --customers 1000000 --connections 32
 
 Give it a database and a Redis database of its own: it clears the cache database first (the
-throttle histories of an earlier run), creates and migrates the database if needed, then
-makes a campaign of N registry customers
-(every seventh closed, two components) issued with the chunk statement. gunicorn (gthread,
-2 workers x 4 threads, keep-alive) serves the project's WSGI application with one more
-route, ``/bench/bare``: a DRF view with the same customer JWT authentication and
-permission that only returns ``{"ok": true}``. Throttles run at their configured rates;
-the server trusts one proxy (``NUM_PROXIES=1``) and each request names a client address
-from RFC 2544's benchmarking range in ``X-Forwarded-For``, so that per-address histories
-stay as short as many phones make them. Request logging is at WARNING (it is per-request
-JSON at INFO); the servers' output goes to ``var/bench-eligibility-server.log``. Clients
-are threads with keep-alive ``http.client`` connections, each request signed by its own
-customer's JWT:
+throttle windows of an earlier run), creates and migrates the database if needed, then
+makes a campaign of N registry customers (every seventh closed, two components) issued
+with the chunk statement. gunicorn (gthread, 2 workers x 4 threads, keep-alive, ``DEBUG``
+off) serves the project's WSGI application with one more route, ``/bench/bare``: a DRF
+view with the same customer JWT authentication and permission that only returns
+``{"ok": true}``. Throttles run at their configured rates; the server trusts one proxy
+(``NUM_PROXIES=1``) and each request names a client address from RFC 2544's benchmarking
+range in ``X-Forwarded-For``, as from many phones. The servers' output goes to
+``var/bench-eligibility-server.log``. The load is wrk (Debian's package; C, so the load
+generator takes little of the two cores) with ``bench/wrk_replay.lua`` replaying a list
+of requests, each signed by its own customer's JWT:
 
 * bare: the bare endpoint (the framework's floor on this machine);
 * hit: a warmed set of 2,000 customers, every answer from Redis;
-* miss: every request a customer not checked before: PostgreSQL, then a Redis SET;
+* first check: every request a customer not checked before: PostgreSQL, then a Redis SET;
 * redis down: a second server whose Redis URL points at a closed port (cache and
   throttles fail open), every answer from PostgreSQL.
-
-Loops are bounded by count and time; everything runs on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -39,7 +36,6 @@ import random
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 
@@ -109,6 +105,16 @@ def make_campaign(n: int) -> str:
 
 
 
+def _production_env() -> dict[str, str]:
+    """The server runs as deployed: ``DEBUG`` off (so this process's development secrets are
+    passed explicitly: the tokens it mints must verify), request logs at WARNING, one
+    trusted proxy."""
+    return {"DEBUG": "0", "SECURE_SSL_REDIRECT": "0", "LOG_LEVEL": "WARNING",
+            "NUM_PROXIES": "1",
+            **{name: getattr(settings, name) for name in (
+                "SECRET_KEY", "PHONE_HASH_KEY", "CUSTOMER_JWT_KEY", "VOUCHER_CODE_KEY")}}
+
+
 @contextlib.contextmanager
 def serving(log, **env: str) -> Iterator[int]:
     """gunicorn on a free port, answering ``/healthz``; yields the port, stops it after."""
@@ -118,7 +124,7 @@ def serving(log, **env: str) -> Iterator[int]:
          "--pythonpath", f"{ROOT},{ROOT / 'bench'}", "-k", "gthread", "-w", "2",
          "--threads", "4", "--keep-alive", "30", "-b", f"127.0.0.1:{port}",
          "--log-level", "warning"],
-        cwd=ROOT, env={**os.environ, "NUM_PROXIES": "1", "LOG_LEVEL": "WARNING", **env},
+        cwd=ROOT, env={**os.environ, **_production_env(), **env},
         stdout=log, stderr=subprocess.STDOUT,
     )
     try:
@@ -145,47 +151,22 @@ def client_address(i: int, k: int) -> str:
     return f"198.18.{i % 250}.{k % 250}"
 
 
-def load(port: int, requests: list[tuple[str, str]], *, clients: int, seconds: float) -> dict:
-    """Sends ``requests`` (path, token) from ``clients`` threads until done or out of time."""
-    shares = [requests[i::clients] for i in range(clients)]
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-    errors = [0] * clients
-    deadline = time.monotonic() + seconds
-
-    def client(i: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        for k, (url, token) in enumerate(shares[i]):
-            if time.monotonic() > deadline:
-                break
-            started = time.perf_counter()
-            try:
-                conn.request("GET", url, headers={"Authorization": f"Bearer {token}",
-                                                  "X-Forwarded-For": client_address(i, k)})
-                response = conn.getresponse()
-                response.read()
-                ok = response.status == 200
-            except OSError:
-                conn.close()
-                ok = False
-            latencies[i].append(time.perf_counter() - started)
-            errors[i] += not ok
-        conn.close()
-
-    started = time.monotonic()
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.monotonic() - started
-    flat = sorted(x for per in latencies for x in per)
-    return {
-        "requests": len(flat),
-        "errors": sum(errors),
-        "per_second": len(flat) / elapsed,
-        "p50_ms": 1000 * statistics.median(flat),
-        "p99_ms": 1000 * flat[int(len(flat) * 0.99) - 1],
-    }
+def load(port: int, requests: list[tuple[str, str]], *, connections: int,
+         seconds: float) -> dict:
+    """wrk (2 threads, ``connections`` keep-alive connections) replaying ``requests`` (path,
+    token), each with a client address of its own, for ``seconds``."""
+    listing = ROOT / "var" / "bench-eligibility-requests.tsv"
+    listing.write_text("".join(f"{url}\t{token}\t{client_address(k // 250, k)}\n"
+                               for k, (url, token) in enumerate(requests)))
+    threads = 2
+    result = subprocess.run(
+        ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s",
+         "--timeout", "10s", "-s", str(ROOT / "bench" / "wrk_replay.lua"),
+         f"http://127.0.0.1:{port}", "--", str(listing), str(threads)],
+        check=True, capture_output=True, text=True)
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    figures["per_second"] = figures["requests"] / figures["seconds"]
+    return figures
 
 
 def claim_start_timing(port: int, slug: str, matched: list[str], unmatched: list[str]) -> dict:
@@ -231,23 +212,50 @@ def give_phones(slug: str, count: int) -> list[str]:
 
 def report(name: str, result: dict) -> None:
     print(f"| {name} | {result['per_second']:,.0f} | {result['p50_ms']:.1f} | "
-          f"{result['p99_ms']:.1f} | {result['requests']:,} | {result['errors']} |", flush=True)
+          f"{result['p99_ms']:.1f} | {result['requests']:,} | "
+          f"{result['non_2xx'] + result['socket_errors']} |", flush=True)
+
+
+def compare_interleaved(port: int, bare: list[tuple[str, str]], hits: list[tuple[str, str]], *,
+                        rounds: int, connections: int, seconds: float) -> None:
+    """Bare and hit in alternating rounds, so that whatever else loads the machine weighs on
+    both alike; then both totals (p99: the worst round's) and their ratio."""
+    totals = {"bare": [], "hit": []}
+    for i in range(1, rounds + 1):
+        for kind, requests in (("bare", bare), ("hit", hits)):
+            result = load(port, requests, connections=connections, seconds=seconds / rounds)
+            totals[kind].append(result)
+            report(f"round {i}: {kind}", result)
+    summed = {}
+    for kind, results in totals.items():
+        requests = sum(r["requests"] for r in results)
+        summed[kind] = {
+            "requests": requests, "per_second": requests / sum(r["seconds"] for r in results),
+            "p50_ms": statistics.median(r["p50_ms"] for r in results),
+            "p99_ms": max(r["p99_ms"] for r in results),
+            "non_2xx": sum(r["non_2xx"] for r in results),
+            "socket_errors": sum(r["socket_errors"] for r in results)}
+    report("**bare DRF endpoint** (JWT auth, no DB, no cache)", summed["bare"])
+    report("**eligibility, Redis hit**", summed["hit"])
+    print(f"| hit / bare | {summed['hit']['per_second'] / summed['bare']['per_second']:.0%} "
+          "| | | | |", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--customers", type=int, default=200_000)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     subprocess.run([sys.executable, str(ROOT / "scripts/create_database.py"),
                     os.environ["DATABASE_URL"]], check=True)
     call_command("migrate", verbosity=0)
-    cache.clear()  # throttle histories of an earlier run would refuse this one's requests
+    cache.clear()  # throttle windows of an earlier run would refuse this one's requests
     slug = make_campaign(args.customers)
     check = f"/api/v1/campaigns/{slug}/eligibility"
     rng = random.Random(7)
-    budget = int(args.seconds * 20_000)  # far more than the box can serve in the time
+    budget = int(args.seconds * 3_000)  # more first checks than the box can serve in the time
     tokens = {}
 
     def token(customer_id: int) -> str:
@@ -255,39 +263,32 @@ def main() -> None:
             tokens[customer_id] = mint_customer_token(customer_id, ttl_seconds=3600)
         return tokens[customer_id]
 
-    hot = rng.sample(range(1, args.customers + 1), HIT_SET)
-    hot_set = set(hot)
-    cold = [c for c in rng.sample(range(1, args.customers + 1), min(args.customers, budget))
-            if c not in hot_set]
-    print(f"campaign {slug}: {args.customers:,} customers, {args.clients} clients, "
-          f"{args.seconds:g} s per measurement")
+    drawn = rng.sample(range(1, args.customers + 1), HIT_SET + 2 * budget)
+    hot, cold = drawn[:HIT_SET], drawn[HIT_SET:]
+    print(f"campaign {slug}: {args.customers:,} customers, wrk with {args.connections} "
+          f"connections, {args.seconds:g} s per measurement")
     print("| measurement | checks/s | p50 ms | p99 ms | requests | non-200 |")
     print("| --- | --- | --- | --- | --- | --- |")
-    half = len(cold) // 2
-    bare = [("/bench/bare", token(rng.choice(hot))) for _ in range(budget)]
+    bare = [("/bench/bare", token(c)) for c in hot]
+    hits = [(check, token(c)) for c in hot]
+    run = {"connections": args.connections, "seconds": args.seconds}
     (ROOT / "var").mkdir(exist_ok=True)
     with (ROOT / "var" / "bench-eligibility-server.log").open("ab") as log:
         with serving(log) as port:
-            load(port, bare, clients=args.clients, seconds=5)  # every worker booted: unmeasured
-            report("bare DRF endpoint (JWT auth, no DB, no cache)",
-                   load(port, bare, clients=args.clients, seconds=args.seconds))
-            load(port, [(check, token(c)) for c in hot], clients=args.clients, seconds=60)
-            hits = [(check, token(rng.choice(hot))) for _ in range(budget)]
-            report("eligibility, Redis hit",
-                   load(port, hits, clients=args.clients, seconds=args.seconds))
-            report("eligibility, cache miss (PostgreSQL + Redis SET)",
-                   load(port, [(check, token(c)) for c in cold[:half]],
-                        clients=args.clients, seconds=args.seconds))
+            load(port, bare, connections=args.connections, seconds=5)  # workers warm
+            load(port, hits, connections=args.connections, seconds=10)  # answers cached
+            compare_interleaved(port, bare, hits, rounds=args.rounds, **run)
+            report("eligibility, first check (PostgreSQL, then Redis SET)",
+                   load(port, [(check, token(c)) for c in cold[:budget]], **run))
             matched = give_phones(slug, CLAIM_SAMPLES)
             unmatched = [f"0109{i:07d}" for i in range(CLAIM_SAMPLES)]
             timing = claim_start_timing(port, slug, matched, unmatched)
         with serving(log, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0") as port:
-            load(port, bare, clients=args.clients, seconds=5)
+            load(port, bare, connections=args.connections, seconds=5)
             report("eligibility, Redis down (PostgreSQL only, throttles open)",
-                   load(port, [(check, token(c)) for c in cold[half:]],
-                        clients=args.clients, seconds=args.seconds))
+                   load(port, [(check, token(c)) for c in cold[budget:]], **run))
     _add_bare_route()
-    cpu_hot, cpu_cold = hot[:CPU_SAMPLES], cold[-CPU_SAMPLES:]
+    cpu_hot, cpu_cold = hot[:CPU_SAMPLES], cold[-CPU_SAMPLES:]  # cold: not yet cached
     print(f"\nCPU per request in-process (Django test client, {CPU_SAMPLES} each, "
           "default Redis up):")
     for name, requests in (

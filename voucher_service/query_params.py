@@ -11,10 +11,7 @@ from voucher_service.problems import ProblemError
 PAGINATION_PARAMS = frozenset({"cursor", "page_size"})
 
 
-def parse_query(
-    request, serializer_class: type[serializers.Serializer], *, extra: frozenset[str] = frozenset()
-) -> dict[str, Any]:
-    allowed = set(serializer_class().fields) | extra
+def _refuse_unknown(request, allowed: set[str] | frozenset[str]) -> None:
     unknown = sorted(set(request.query_params) - allowed)
     if unknown:
         raise ProblemError(
@@ -23,6 +20,17 @@ def parse_query(
             detail=f"Unknown query parameter(s): {', '.join(unknown)}.",
             errors={name: ["Unknown query parameter."] for name in unknown},
         )
+
+
+def refuse_query(request) -> None:
+    """For views that take no query parameters: any is refused as unknown."""
+    _refuse_unknown(request, frozenset())
+
+
+def parse_query(
+    request, serializer_class: type[serializers.Serializer], *, extra: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    _refuse_unknown(request, set(serializer_class().fields) | extra)
     serializer = serializer_class(data=request.query_params)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data

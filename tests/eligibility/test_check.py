@@ -4,6 +4,8 @@ invalidation, Redis down, throttles."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.core.cache import cache as default_cache
@@ -111,7 +113,7 @@ def test_issuing_a_chunk_replaces_the_cached_answer(campaign, issue, customer_cl
 def test_an_answer_read_before_a_change_is_not_put_back_after_it(issued, customer_client):
     """The race the fence closes: a request reads PostgreSQL, a writer commits and
     invalidates, then the request tries to cache what it read."""
-    stale = {"status": "pending_issuance"}
+    stale = b'{"status": "pending_issuance"}'
     cache.invalidate_eligibility(issued.pk, [ACTIVE])
     cache.store_answer("breach", ACTIVE, stale)
     assert cache.lookup("breach", ACTIVE)[1] is None
@@ -183,6 +185,24 @@ def test_per_address_limit_is_429_with_retry_after(campaign, customer_client, se
     _assert_throttled(check(customer_client, CLOSED_A, REMOTE_ADDR="203.0.113.7",
                             HTTP_X_FORWARDED_FOR="198.51.100.1"))
     assert check(customer_client, CLOSED_A, REMOTE_ADDR="203.0.113.8").status_code == 200
+
+
+def test_parallel_checks_pass_the_limit_exactly(campaign, customer_client, settings):
+    """The window is counted atomically in Redis: 24 checks at once from real threads, each
+    with its own client, and exactly the limit's number get through. (The answer and the
+    campaign are cached first, so the threads need no database connection.)"""
+    _rates(settings, customer_check="9/min")
+    assert check(customer_client, ACTIVE).status_code == 200
+    clients = [customer_client(ACTIVE) for _ in range(24)]
+    start = threading.Barrier(len(clients))
+
+    def one(client) -> int:
+        start.wait()
+        return client.get(URL).status_code
+
+    with ThreadPoolExecutor(len(clients)) as pool:
+        statuses = list(pool.map(one, clients))
+    assert sorted(statuses) == [200] * 8 + [429] * 16
 
 
 def test_registry_changes_show_after_invalidation(campaign, customer_client):

@@ -3,9 +3,11 @@ the identity service's re-join reports. Thin views: parse, authorise, call, rend
 
 from __future__ import annotations
 
+from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -14,14 +16,8 @@ from voucher_service.pagination import IdCursorPagination
 from voucher_service.permissions import IsCustomer, IsIdentity, IsSupport
 from voucher_service.phones import InvalidPhone, normalize_phone
 from voucher_service.problems import ProblemError
-from voucher_service.query_params import PAGINATION_PARAMS, parse_query
-from voucher_service.throttles import (
-    ClaimCustomerThrottle,
-    ClaimIpThrottle,
-    ClaimPhoneThrottle,
-    CustomerCheckThrottle,
-    IpCheckThrottle,
-)
+from voucher_service.query_params import PAGINATION_PARAMS, parse_query, refuse_query
+from voucher_service.throttles import CheckThrottle, ClaimThrottle
 from vouchers.api.serializers import VoucherSerializer
 from vouchers.eligibility import cache, selectors, services
 from vouchers.eligibility.selectors import CampaignFacts, Status
@@ -54,10 +50,6 @@ def _opened(campaign: CampaignFacts) -> CampaignFacts:
     return campaign
 
 
-class NoQuery(serializers.Serializer):
-    """No query parameters are taken: any is refused as unknown."""
-
-
 class EligibilitySerializer(serializers.Serializer):
     campaign = serializers.SlugField()
     eligible = serializers.BooleanField()
@@ -69,8 +61,9 @@ class EligibilitySerializer(serializers.Serializer):
     vouchers = VoucherSerializer(many=True)
 
 
-def _render_eligibility(campaign: CampaignFacts, found: selectors.Eligibility) -> dict:
-    return dict(EligibilitySerializer({
+def _render_eligibility(campaign: CampaignFacts, found: selectors.Eligibility) -> bytes:
+    """The answer as the JSON body it is sent (and cached) as."""
+    return JSONRenderer().render(EligibilitySerializer({
         "campaign": campaign.slug,
         "eligible": found.eligible,
         "status": found.status,
@@ -81,23 +74,29 @@ def _render_eligibility(campaign: CampaignFacts, found: selectors.Eligibility) -
 
 
 class EligibilityView(APIView):
-    """A Redis hit answers without PostgreSQL; a miss is one indexed statement."""
+    """A Redis hit answers without PostgreSQL; a miss is one indexed statement. The answer
+    is cached as its rendered JSON body, so a hit sends the bytes Redis returned."""
 
     permission_classes = [IsCustomer]
-    throttle_classes = [CustomerCheckThrottle, IpCheckThrottle]
+    throttle_classes = [CheckThrottle]
+
+    def throttle_reads(self, request) -> list[str]:
+        """The cache is read in the throttles' Redis round trip: a hit costs one."""
+        return cache.lookup_keys(self.kwargs["slug"], request.user.customer_id)
 
     @extend_schema(responses=EligibilitySerializer)
     def get(self, request, slug: str):
-        parse_query(request, NoQuery)
+        refuse_query(request)
         customer_id = request.user.customer_id
-        cached_campaign, answer = cache.lookup(slug, customer_id)
+        cached_campaign, answer = cache.lookup(slug, customer_id,
+                                               getattr(request, "throttle_reads", None))
         if cached_campaign is None:
             cached_campaign = _campaign(slug)
         campaign = _opened(cached_campaign)
         if answer is None:
             answer = _render_eligibility(campaign, selectors.eligibility(campaign, customer_id))
             cache.store_answer(slug, customer_id, answer)
-        return Response(answer)
+        return HttpResponse(answer, content_type="application/json")
 
 
 class MyVouchersQuery(serializers.Serializer):
@@ -122,7 +121,7 @@ class MyVoucherView(APIView):
 
     @extend_schema(responses=VoucherSerializer)
     def get(self, request, voucher_id: str):
-        parse_query(request, NoQuery)
+        refuse_query(request)
         pk = voucher_id_from_public(voucher_id)
         voucher = None if pk is None else selectors.customer_voucher(request.user.customer_id,
                                                                       pk)
@@ -171,7 +170,7 @@ class SupportCustomerView(APIView):
 
     @extend_schema(responses=SupportCustomerSerializer)
     def get(self, request, customer_id: int):
-        parse_query(request, NoQuery)
+        refuse_query(request)
         if not 0 < customer_id <= _MAX_CUSTOMER_ID:
             raise ProblemError(status=404, code="customer_not_found", detail="No such customer.")
         services.record_customer_lookup(customer_id=customer_id, actor=request.user.audit_name)
@@ -214,7 +213,7 @@ class ClaimStartView(APIView):
     """The answer is the same whether or not the phone matches (see services.start_claim)."""
 
     permission_classes = [IsCustomer]
-    throttle_classes = [ClaimCustomerThrottle, ClaimPhoneThrottle, ClaimIpThrottle]
+    throttle_classes = [ClaimThrottle]
 
     @extend_schema(request=ClaimStartSerializer, responses={202: ChallengeSerializer})
     def post(self, request):

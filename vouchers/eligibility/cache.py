@@ -1,12 +1,13 @@
 """The eligibility answer cache (Redis through Django's cache, ``IGNORE_EXCEPTIONS`` on).
 
-What is cached, per (campaign, customer): the whole rendered answer, vouchers included, so
-that a hit costs one Redis round trip (``MGET`` of the answer and the campaign) and no
-PostgreSQL at all; the campaign's opening time and amount ride along under their own key.
-Every writer that changes an answer calls ``invalidate_eligibility`` after its commit:
-issuance (per chunk), claims and re-joins, revocations; redemptions and registry imports
-are to call it too, and ``ELIGIBILITY_CACHE_SECONDS`` bounds what a missed call can leave
-stale (``/me/vouchers`` always reads PostgreSQL).
+What is cached, per (campaign, customer): the whole answer as its rendered JSON body,
+vouchers included, so that a hit costs one Redis round trip (``MGET`` of the answer and the
+campaign) and no PostgreSQL, JSON encoding or serializer at all; the campaign's opening
+time and amount ride along under their own key. Every writer that changes an answer calls
+``invalidate_eligibility`` after its commit: issuance (per chunk), claims and re-joins,
+revocations, redemptions, expiry, registry imports into an open campaign;
+``ELIGIBILITY_CACHE_SECONDS`` bounds what a missed call could leave stale (``/me/vouchers``
+always reads PostgreSQL).
 
 Invalidation writes a short-lived *fence* instead of deleting: a request that read
 PostgreSQL before the writer committed would otherwise put its stale answer back right
@@ -39,9 +40,16 @@ def campaign_key(slug: str) -> str:
     return f"eligibility-campaign:{slug}"
 
 
-def lookup(slug: str, customer_id: int) -> tuple[Any, dict | None]:
-    """The cached campaign facts and answer, each None on a miss (or a fence)."""
-    found = cache.get_many([campaign_key(slug), answer_key(slug, customer_id)])
+def lookup_keys(slug: str, customer_id: int) -> list[str]:
+    return [campaign_key(slug), answer_key(slug, customer_id)]
+
+
+def lookup(slug: str, customer_id: int, found: dict[str, Any] | None = None
+           ) -> tuple[Any, bytes | None]:
+    """The cached campaign facts and answer, each None on a miss (or a fence). ``found``:
+    the values of ``lookup_keys`` if already read (with the throttles' counters)."""
+    if found is None:
+        found = cache.get_many(lookup_keys(slug, customer_id))
     answer = found.get(answer_key(slug, customer_id))
     return found.get(campaign_key(slug)), None if answer == FENCE else answer
 
@@ -54,7 +62,7 @@ def store_campaign(slug: str, facts: Any) -> None:
     cache.set(campaign_key(slug), facts, settings.ELIGIBILITY_CAMPAIGN_CACHE_SECONDS)
 
 
-def store_answer(slug: str, customer_id: int, answer: dict[str, Any]) -> None:
+def store_answer(slug: str, customer_id: int, answer: bytes) -> None:
     """Caches unless a fence (a change since this request may have read) is in place."""
     cache.add(answer_key(slug, customer_id), answer, settings.ELIGIBILITY_CACHE_SECONDS)
 
