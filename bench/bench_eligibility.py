@@ -121,8 +121,9 @@ def serving(log, **env: str) -> Iterator[int]:
     port = free_port()
     process = subprocess.Popen(
         [str(ROOT / ".venv/bin/gunicorn"), "bench_eligibility:application",
-         "--pythonpath", f"{ROOT},{ROOT / 'bench'}", "-k", "gthread", "-w", "2",
-         "--threads", "4", "--keep-alive", "30", "-b", f"127.0.0.1:{port}",
+         "--pythonpath", f"{ROOT},{ROOT / 'bench'}", "-k", "gthread",
+         "-w", os.environ.get("BENCH_WORKERS", "2"), "--threads",
+         os.environ.get("BENCH_THREADS", "4"), "--keep-alive", "30", "-b", f"127.0.0.1:{port}",
          "--log-level", "warning"],
         cwd=ROOT, env={**os.environ, **_production_env(), **env},
         stdout=log, stderr=subprocess.STDOUT,

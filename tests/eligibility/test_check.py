@@ -8,6 +8,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import redis
 from django.core.cache import cache as default_cache
 from django.utils import timezone
 
@@ -130,6 +131,24 @@ def test_a_changed_campaign_is_seen_once_its_facts_expire(campaign, customer_cli
 
 def _use_redis(settings, url: str) -> None:
     settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": url}}
+
+
+def test_a_hit_is_one_redis_command_and_no_query(campaign, customer_client, settings,
+                                                 private_redis, django_assert_num_queries):
+    """Throttle windows and the cached answer come back in one script call (a private
+    Redis, so that nobody else's commands are counted)."""
+    _use_redis(settings, private_redis.url())
+    first = check(customer_client, ACTIVE)
+    server = redis.Redis.from_url(private_redis.url())
+    server.config_resetstat()
+    with django_assert_num_queries(0):
+        second = check(customer_client, ACTIVE)
+    calls = {name: stats["calls"] for name, stats in server.info("commandstats").items()
+             if not name.startswith(("cmdstat_config", "cmdstat_info"))}
+    # One call from the client; inside it, the two windows and the two cached values.
+    assert calls == {"cmdstat_evalsha": 1, "cmdstat_incr": 2, "cmdstat_ttl": 2,
+                     "cmdstat_get": 2}
+    assert second.content == first.content
 
 
 def test_with_redis_down_it_answers_from_postgres(campaign, issue, customer_client, settings,
