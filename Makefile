@@ -38,6 +38,8 @@ test: services lint
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/voucher_service_bench
 
 bench: services
+	command -v wrk >/dev/null || { [ "$$(id -u)" -eq 0 ] || sudo_=sudo; \
+		$$sudo_ apt-get install -y -qq wrk >/dev/null; }
 	for script in bench/bench_*.py; do \
 		DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) $$script || exit 1; \
 	done
