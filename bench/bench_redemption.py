@@ -10,7 +10,9 @@ gunicorn server (gthread workers, ``DEBUG`` off, log level WARNING) on a free po
 URLconf is the test one (``tests.auth_urls``): every API route plus ``POST /t/echo``, a
 bare DRF view with the same bearer authentication and checkout role that validates one
 amount and echoes it — the baseline. Then, with the same clients (processes of threads,
-keep-alive connections), each phase runs for a fixed time:
+keep-alive connections; with ``--load wrk`` the same connections from wrk, which needs
+Debian's package, ``apt-get install -y wrk``, and takes far less of the shared cores),
+each phase runs for a fixed time:
 
 * bare: ``POST /t/echo``;
 * spread: ``POST /api/v1/redemptions`` (capture, 1,000 won, a fresh Idempotency-Key),
@@ -18,13 +20,19 @@ keep-alive connections), each phase runs for a fixed time:
 * one voucher: the same with every client on one voucher (1 won each), then the check that
   nothing was lost: the won the 201 answers report equal the voucher's balance drop, the
   redemption rows and the ledger's redeemed postings.
+
+Last, the CPU per request of the bare and the checkout requests, sent in-process through
+Django's test client (this process and its PostgreSQL backend, from /proc): unlike the
+rates, it hardly depends on what else runs on the machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import json
+import logging
 import multiprocessing
 import os
 import subprocess
@@ -41,6 +49,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
 from django.db.models import Sum
+from django.test import Client, override_settings
 
 from accounts.services import create_principal
 from vouchers.identifiers import public_voucher_id
@@ -49,6 +58,12 @@ from vouchers.ledger.verification import verify_ledger
 from vouchers.models import LedgerPosting, Voucher
 from vouchers.redemption.models import Redemption
 
+_CHECKOUT_TABLES = (
+    "vouchers_voucher", "vouchers_ledgertransaction", "vouchers_ledgerposting",
+    "vouchers_ledgerbalance", "vouchers_ledgerdaily", "redemption_redemption",
+    "redemption_redemptionevent", "voucher_service_auditevent",
+    "voucher_service_idempotencykey",
+)
 _SERVER_SETTINGS = 'from config.settings import *  # noqa\nROOT_URLCONF = "tests.auth_urls"\n'
 
 
@@ -57,7 +72,9 @@ def issue_vouchers(n: int) -> tuple[int, list[Voucher]]:
     for lo in range(1, n + 1, 10_000):
         issue_chunk(campaign_id=campaign_id, lo=lo, hi=lo + 10_000, run_id=None, chunk_id=None)
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE vouchers_voucher")
+        # Without autovacuum (this server runs with it off), every run would pay for the
+        # dead rows that the earlier runs' checkouts left in the tables checkout writes.
+        cursor.execute(f"VACUUM ANALYZE {', '.join(_CHECKOUT_TABLES)}")  # constant names
     vouchers = list(Voucher.objects.filter(campaign_id=campaign_id)
                     .only("id", "customer_id").order_by("id"))
     return campaign_id, vouchers
@@ -119,6 +136,86 @@ def _client_process(port: int, token: str, bodies: list[tuple[str, dict]], threa
     out.put(results)
 
 
+# wrk's script: POSTs the bodies listed in a file, one "path<TAB>JSON" a line, thread k of
+# n taking lines k, k + n, ... in turn, each request with a fresh Idempotency-Key (the
+# run's prefix, the thread, a counter); counts the 201 answers and the won they report.
+# Usage: wrk -s SCRIPT URL -- TOKEN FILE THREADS KEY_PREFIX
+_WRK_SCRIPT = r"""
+local threads = {}
+
+function setup(thread)
+   thread:set("id", #threads)
+   table.insert(threads, thread)
+end
+
+function init(args)
+   token, prefix = args[1], args[4]
+   local n = tonumber(args[3])
+   local lines = {}
+   for line in io.lines(args[2]) do
+      lines[#lines + 1] = line
+   end
+   paths, bodies = {}, {}
+   for k = 1, #lines do
+      -- a list shorter than the threads (one voucher): every thread takes all of it
+      if (k - 1) % n == id or #lines < n then
+         local path, body = lines[k]:match("^([^\t]+)\t(.+)$")
+         paths[#paths + 1], bodies[#bodies + 1] = path, body
+      end
+   end
+   position, sent, created, won = 0, 0, 0, 0
+end
+
+function request()
+   position = position % #bodies + 1
+   sent = sent + 1
+   return wrk.format("POST", paths[position], {
+      ["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json",
+      ["Idempotency-Key"] = prefix .. "-" .. id .. "-" .. sent}, bodies[position])
+end
+
+function response(status, headers, body)
+   if status == 201 then
+      created = created + 1
+      won = won + tonumber(body:match('"amount_krw":%s*(%d+)'))
+   end
+end
+
+function done(summary, latency, requests)
+   local total_created, total_won = 0, 0
+   for _, thread in ipairs(threads) do
+      total_created = total_created + thread:get("created")
+      total_won = total_won + thread:get("won")
+   end
+   io.write(string.format(
+      '{"requests": %d, "seconds": %.3f, "created": %d, "won": %d, "non_2xx": %d, ' ..
+      '"socket_errors": %d}\n', summary.requests, summary.duration / 1e6, total_created,
+      total_won, summary.errors.status, summary.errors.connect + summary.errors.read +
+      summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def run_phase_wrk(port: int, token: str, bodies: list[tuple[str, dict]], *, clients: int,
+                  processes: int, seconds: float, workdir: str) -> dict:
+    """The same load from wrk (C: it takes far less of the shared cores than the Python
+    clients): ``clients`` connections on ``processes`` threads, for ``seconds``."""
+    script, listing = Path(workdir, "checkout.lua"), Path(workdir, "bodies.tsv")
+    script.write_text(_WRK_SCRIPT)
+    listing.write_text("".join(f"{path}\t{json.dumps(body)}\n" for path, body in bodies))
+    wrk = subprocess.run(
+        ["wrk", "-t", str(processes), "-c", str(clients), "-d", f"{seconds:.0f}s",
+         "--timeout", "30s", "-s",
+         str(script), f"http://127.0.0.1:{port}", "--", token, str(listing), str(processes),
+         uuid.uuid4().hex], capture_output=True, text=True, check=True)
+    summary = json.loads(wrk.stdout.strip().splitlines()[-1])
+    ok = summary["requests"] - summary["non_2xx"]
+    statuses = Counter({("2xx", None): ok, ("non-2xx", None): summary["non_2xx"],
+                        ("socket errors", None): summary["socket_errors"]})
+    return {"rps": summary["requests"] / summary["seconds"], "requests": summary["requests"],
+            "statuses": +statuses, "won_201": summary["won"]}
+
+
 def run_phase(port: int, token: str, bodies: list[tuple[str, dict]], *, clients: int,
               processes: int, seconds: float) -> dict:
     """``clients`` concurrent clients in ``processes`` processes, for ``seconds``."""
@@ -140,6 +237,46 @@ def run_phase(port: int, token: str, bodies: list[tuple[str, dict]], *, clients:
             "won_201": sum(amount for status, amount, _ in results if status == 201)}
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time so far of a process of this machine (user and system, from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_per_request(token: str, phases: dict[str, list[tuple[str, dict]]], *, rounds: int,
+                    per_round: int) -> dict[str, tuple[float, float]]:
+    """CPU milliseconds per request (this process, its PostgreSQL backend) of each phase's
+    requests sent in-process through Django's test client as the server runs them (``DEBUG``
+    off, request logs at WARNING), the phases interleaved in rounds: what a request costs
+    whatever else the machine is doing."""
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend_pid = cursor.fetchone()[0]
+    spent = {name: [0.0, 0.0] for name in phases}
+    position = dict.fromkeys(phases, 0)
+    logging.disable(logging.INFO)
+    try:
+        with override_settings(ROOT_URLCONF="tests.auth_urls", DEBUG=False):
+            for _ in range(rounds):
+                for name, bodies in phases.items():
+                    python, backend = time.process_time(), _cpu_seconds(backend_pid)
+                    for _ in range(per_round):
+                        path, body = bodies[position[name] % len(bodies)]
+                        position[name] += 1
+                        response = client.post(path, json.dumps(body),
+                                               content_type="application/json",
+                                               HTTP_IDEMPOTENCY_KEY=uuid.uuid4().hex)
+                        assert response.status_code in (200, 201), response.content
+                    spent[name][0] += time.process_time() - python
+                    spent[name][1] += _cpu_seconds(backend_pid) - backend
+    finally:
+        logging.disable(logging.NOTSET)
+    n = rounds * per_round
+    return {name: (1000 * python / n, 1000 * backend / n)
+            for name, (python, backend) in spent.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--vouchers", type=int, default=100_000)
@@ -148,6 +285,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--load", choices=("python", "wrk"), default="python",
+                        help="load generator: Python clients, or wrk (apt-get install wrk)")
+    parser.add_argument("--cpu-rounds", type=int, default=20,
+                        help="rounds of 20 in-process requests per phase for CPU per request")
     args = parser.parse_args()
     subprocess.run([sys.executable, str(ROOT / "scripts/create_database.py"),
                     os.environ["DATABASE_URL"]], check=True)
@@ -173,17 +314,23 @@ def main() -> None:
         try:
             phase = {"clients": args.clients, "processes": args.processes,
                      "seconds": args.seconds}
-            run_phase(port, token, bare, **{**phase, "seconds": 3.0})  # warm-up
+            load = run_phase
+            if args.load == "wrk":
+                load = functools.partial(run_phase_wrk, workdir=settings_dir)
+            load(port, token, bare, **{**phase, "seconds": 3.0})  # warm-up
             results = {
-                "bare": run_phase(port, token, bare, **phase),
+                "bare": load(port, token, bare, **phase),
                 # Skip the voucher of the one-voucher phase.
-                "spread": run_phase(port, token, spread[1:], **phase),
-                "one": run_phase(port, token, one, **phase),
+                "spread": load(port, token, spread[1:], **phase),
+                "one": load(port, token, one, **phase),
             }
         finally:
             server.terminate()
             server.wait(timeout=30)
 
+    # Vouchers the HTTP phases did not reach (they take the first of each client's share).
+    cpu = cpu_per_request(token, {"bare": bare, "spread": spread[-1_000:]},
+                          rounds=args.cpu_rounds, per_round=20)
     target.refresh_from_db()
     one_redeemed = -(LedgerPosting.objects.filter(voucher_id=target.pk, account="redeemed")
                      .aggregate(s=Sum("amount_krw"))["s"] or 0)
@@ -191,7 +338,8 @@ def main() -> None:
     report = verify_ledger(campaign_id=campaign_id)
     bare_rps = results["bare"]["rps"]
     print(f"vouchers: {args.vouchers:,} issued in {issue_seconds:.1f} s; {args.clients} "
-          f"clients in {args.processes} processes; gunicorn {args.workers} workers x "
+          f"clients ({args.load}, {args.processes} processes or threads); gunicorn "
+          f"{args.workers} workers x "
           f"{args.threads} threads; {args.seconds:.0f} s per phase")
     for name, label in (("bare", "bare DRF POST /t/echo"),
                         ("spread", "redemptions, each on another voucher"),
@@ -199,11 +347,20 @@ def main() -> None:
         r = results[name]
         print(f"{label}: {r['rps']:,.0f} req/s ({r['rps'] / bare_rps:.0%} of bare), "
               f"{r['requests']:,} requests, answers {dict(r['statuses'])}")
+    (bare_py, bare_pg), (spread_py, spread_pg) = cpu["bare"], cpu["spread"]
+    print(f"CPU per request in-process (Python + PostgreSQL backend, ms): bare "
+          f"{bare_py:.2f} + {bare_pg:.2f}, checkout {spread_py:.2f} + {spread_pg:.2f}; "
+          f"bare / checkout {(bare_py + bare_pg) / (spread_py + spread_pg):.0%}")
     drop = 50_000 - target.balance_krw
-    consistent = results["one"]["won_201"] == drop == one_redeemed == one_rows
+    # wrk stops at the deadline without reading the answers still in flight (at most one
+    # per connection), which the server commits all the same.
+    unread = one_rows - results["one"]["won_201"]
+    consistent = (drop == one_redeemed == one_rows
+                  and 0 <= unread <= (args.clients if args.load == "wrk" else 0))
     print(f"one voucher: 201 answers report {results['one']['won_201']:,} won, balance "
           f"dropped {drop:,} won, {one_rows:,} redemption rows, ledger redeemed "
-          f"{one_redeemed:,} won: {'no lost update' if consistent else 'MISMATCH'}")
+          f"{one_redeemed:,} won ({unread} answers in flight at the end): "
+          f"{'no lost update' if consistent else 'MISMATCH'}")
     print(f"verify_ledger on the bench campaign: {'ok' if report.ok else 'FAILED'}")
 
 

@@ -26,8 +26,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-
-from vouchers.models import Campaign
+from django.db import connection
 
 FENCE = "fence"
 
@@ -72,8 +71,12 @@ def invalidate_eligibility(campaign_id: int, customer_ids: Iterable[int]) -> Non
     customer_ids = list(customer_ids)
     if not customer_ids:
         return
-    slug = Campaign.objects.filter(pk=campaign_id).values_list("slug", flat=True).first()
-    if slug is None:
+    # Every checkout calls this: one plain statement, not a queryset (~1 ms of Python less).
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT slug FROM vouchers_campaign WHERE id = %s", [campaign_id])
+        row = cursor.fetchone()
+    if row is None:
         return
+    slug = row[0]
     cache.set_many({answer_key(slug, cid): FENCE for cid in customer_ids},
                    settings.ELIGIBILITY_CACHE_FENCE_SECONDS)

@@ -5,6 +5,8 @@ Every POST is idempotent per ``Idempotency-Key`` (``voucher_service.idempotency`
 
 from __future__ import annotations
 
+import copy
+
 from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -27,7 +29,20 @@ from vouchers.redemption.models import Redemption, RedemptionStatus
 _CATEGORY_FORMAT = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 
 
-class CreateRedemptionSerializer(serializers.Serializer):
+class _SharedFieldsSerializer(serializers.Serializer):
+    """Binds shallow copies of the declared fields to each instance.
+
+    DRF deep-copies them instead, which rebuilds every field with its validators and error
+    messages: about 0.4 ms of CPU per checkout, more than validating the body takes. A
+    shallow copy shares only what validation never changes (validators, messages, options);
+    each copy gets its own binding (name, parent, source).
+    """
+
+    def get_fields(self):
+        return {name: copy.copy(field) for name, field in self._declared_fields.items()}
+
+
+class CreateRedemptionSerializer(_SharedFieldsSerializer):
     voucher_id = StrictCharField(max_length=40)
     customer_id = StrictIntegerField(min_value=1, max_value=2**63 - 1)
     order_id = StrictCharField(max_length=100)
@@ -44,8 +59,12 @@ class CreateRedemptionSerializer(serializers.Serializer):
         return attrs
 
 
-class RefundSerializer(serializers.Serializer):
+class RefundSerializer(_SharedFieldsSerializer):
     amount_krw = KrwField(required=False, help_text="Defaults to all that is left to refund.")
+
+
+# Renders times as a ModelSerializer's DateTimeField does (current time zone, ISO 8601).
+_TIME = serializers.DateTimeField()
 
 
 class RedemptionSerializer(serializers.ModelSerializer):
@@ -67,9 +86,29 @@ class RedemptionSerializer(serializers.ModelSerializer):
     def get_voucher_id(self, redemption: Redemption) -> str:
         return public_voucher_id(redemption.voucher_id)
 
+    def to_representation(self, redemption: Redemption) -> dict:
+        """What the generic loop over the fields renders, without building the fields: a
+        ModelSerializer makes them anew for every instance, about a millisecond of CPU on
+        each checkout (tests/redemption/test_rendering.py holds the two equal)."""
+        time = _TIME.to_representation
+        return {
+            "id": str(redemption.id), "voucher_id": self.get_voucher_id(redemption),
+            "order_id": redemption.order_id, "amount_krw": redemption.amount_krw,
+            "forfeited_krw": redemption.forfeited_krw, "status": redemption.status,
+            "refunded_krw": redemption.refunded_krw,
+            "voucher_balance_krw": redemption.voucher.balance_krw,
+            "created_at": time(redemption.created_at), "customer_id": redemption.customer_id,
+            "order_total_krw": redemption.order_total_krw,
+            "merchant_category": redemption.merchant_category,
+            "authorized_until": (None if redemption.authorized_until is None
+                                 else time(redemption.authorized_until)),
+            "updated_at": time(redemption.updated_at),
+        }
+
 
 class RefundResponseSerializer(RedemptionSerializer):
-    """The redemption after the refund, with what this refund did."""
+    """The redemption after the refund, with what this refund did (the schema of
+    ``RefundView``'s answer, which it builds from ``RedemptionSerializer``'s data)."""
 
     voucher_restored = serializers.BooleanField()
     refund_amount_krw = serializers.IntegerField()
