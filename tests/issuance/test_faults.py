@@ -44,6 +44,16 @@ def workers(tmp_path):
         worker.kill()
 
 
+def _sessions(*, issuing: bool = False) -> int:
+    """Other sessions on the test database (only those running a chunk statement)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity"
+                       " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                       " AND (NOT %s OR (state = 'active' AND query LIKE '%%WITH issued AS%%'))",
+                       [issuing])
+        return cursor.fetchone()[0]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_sigkilled_worker_mid_run(make_campaign, load_registry, settings, workers):
     settings.ISSUANCE_CHUNK_SIZE = 1000
@@ -57,10 +67,12 @@ def test_sigkilled_worker_mid_run(make_campaign, load_registry, settings, worker
     chunks = IssuanceChunk.objects.filter(run=run)
 
     first = workers(env, "kill-a")
-    wait_for(lambda: chunks.filter(status="done").count() >= 3
-             and chunks.filter(status="running").exists(),
+    # Killed while a chunk statement runs, not while a COMMIT is under way: a COMMIT the
+    # worker sent before it died still lands.
+    wait_for(lambda: chunks.filter(status="done").count() >= 3 and _sessions(issuing=True),
              timeout=60, what=f"chunks being issued\n{first.tail()}", interval=0.01)
     first.kill()
+    wait_for(lambda: _sessions() == 0, timeout=20, what="the killed worker's sessions to end")
     orphans = list(chunks.filter(status="running").values_list("pk", flat=True))
     assert orphans, "the kill landed between chunks"
     assert chunks.exclude(status="done").exists()

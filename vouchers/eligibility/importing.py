@@ -43,7 +43,6 @@ CHUNK_BYTES = 1 << 20
 # Heap pages of the typed rows table per upsert transaction: about 150,000 rows.
 BATCH_PAGES = 2048
 MAX_HEADER_BYTES = 4096
-FENCE_SLICE = 10_000
 _LOCK_CLASS = 0x5249  # "RI": pg_advisory_lock(int, int) key space (this, campaign id)
 
 # (stage, amount done since the last call, stage total or None): "read" counts bytes of
@@ -233,14 +232,9 @@ def _upsert(campaign: Campaign, pages: int, report: Progress) -> tuple[int, int]
             })
             batch_inserted, batch_updated, changed = cursor.fetchone()
             if changed:
-                transaction.on_commit(lambda ids=changed: _fence(campaign.pk, ids))
+                transaction.on_commit(
+                    lambda ids=changed: invalidate_eligibility(campaign.pk, ids))
         inserted += batch_inserted
         updated += batch_updated
         report("load", 1, len(batches))
     return inserted, updated
-
-
-def _fence(campaign_id: int, customer_ids: list[int]) -> None:
-    """Fences in slices: one Redis pipeline per slice keeps memory flat per batch."""
-    for start in range(0, len(customer_ids), FENCE_SLICE):
-        invalidate_eligibility(campaign_id, customer_ids[start:start + FENCE_SLICE])

@@ -4,7 +4,13 @@ from django.contrib import admin
 from django.utils.html import format_html
 
 from vouchers.issuance import selectors
-from vouchers.issuance.models import IssuanceChunk, IssuanceRun, Notification, Revocation
+from vouchers.issuance.models import (
+    IssuanceChunk,
+    IssuanceRun,
+    IssuedNotice,
+    Notification,
+    Revocation,
+)
 
 
 def _bar(run: IssuanceRun) -> str:
@@ -16,6 +22,19 @@ def _bar(run: IssuanceRun) -> str:
         "({} customers, {} vouchers{})",
         percent, percent, percent, p.customers_done, p.vouchers_issued, eta,
     )
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """What the services write is only looked at here."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 class ChunkInline(admin.TabularInline):
@@ -34,7 +53,7 @@ class ChunkInline(admin.TabularInline):
 
 
 @admin.register(IssuanceRun)
-class IssuanceRunAdmin(admin.ModelAdmin):
+class IssuanceRunAdmin(ReadOnlyAdmin):
     list_display = ["id", "campaign", "status", "dry_run", "created_by", "approved_by",
                     "eligible_customers", "progress_bar", "started_at", "finished_at"]
     list_filter = ["status", "dry_run"]
@@ -48,43 +67,22 @@ class IssuanceRunAdmin(admin.ModelAdmin):
     def progress_bar(self, run: IssuanceRun) -> str:
         return _bar(run)
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(Revocation)
-class RevocationAdmin(admin.ModelAdmin):
+class RevocationAdmin(ReadOnlyAdmin):
     list_display = ["campaign", "customer_id", "vouchers_revoked", "revoked_krw", "created_by",
                     "created_at"]
     search_fields = ["customer_id"]
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(ReadOnlyAdmin):
     list_display = ["campaign", "customer_id", "kind", "created_at", "sent_at"]
     list_filter = ["kind"]
     search_fields = ["customer_id"]
 
-    def has_add_permission(self, request) -> bool:
-        return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+@admin.register(IssuedNotice)
+class IssuedNoticeAdmin(ReadOnlyAdmin):
+    list_display = ["campaign", "run_id", "lo", "hi", "next_customer_id", "created_at"]
+    search_fields = ["run_id"]

@@ -2,10 +2,17 @@
 
 Vouchers for every registry customer in ``[lo, hi)`` without an exclusion in force, one per
 component, and the ledger's summary postings for exactly the rows inserted, all in one SQL
-statement. ``ON CONFLICT DO NOTHING`` on (campaign, registry customer, component) makes a
-re-run, a concurrent duplicate or a retry after a crash issue nothing twice. The same
-statement fills the notification outbox for the customers it issued to (active and dormant
-accounts; closed accounts get nothing, we hold no number to reach them).
+statement. The same statement queues one "vouchers issued" notice for the chunk (not one
+row per customer): the drain expands it into the chunk's active vouchers, so closed
+accounts (issued ``unclaimed``) get nothing; we hold no number to reach them.
+
+The unique (campaign, registry customer, component) makes a re-run, a concurrent duplicate
+or a retry after a crash issue nothing twice. A range that holds no voucher of the campaign
+yet (every first run) is issued with a plain INSERT: ``ON CONFLICT`` costs a speculative
+insertion per row, about half the price of the row itself. Should another transaction
+issue into the range meanwhile, the plain INSERT fails on the unique constraint, its
+savepoint is rolled back and the ``ON CONFLICT DO NOTHING`` form runs instead; ranges that
+already hold vouchers (re-runs, late additions) take that form directly.
 
 Before the statement the transaction takes the campaign's issuance lock in shared mode; a
 revocation takes it exclusively, so an exclusion it commits is seen by every chunk that
@@ -17,7 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
+
+ONE_PER_CUSTOMER_COMPONENT = "voucher_one_per_customer_component"
 
 
 @dataclass(frozen=True)
@@ -49,15 +58,17 @@ WITH issued AS (
             AND e.lifted_at IS NULL
       )
     ORDER BY r.customer_id, c.id
-    ON CONFLICT (campaign_id, registry_customer_id, component_id) DO NOTHING
-    RETURNING registry_customer_id, category, amount_krw, status
+    {on_conflict}
+    RETURNING id, registry_customer_id, category, amount_krw, status
 ),
 totals AS (
     SELECT category,
            count(*)::int AS n,
            sum(amount_krw)::bigint AS total,
            coalesce(sum(amount_krw) FILTER (WHERE status = 'active'), 0)::bigint AS active,
-           coalesce(sum(amount_krw) FILTER (WHERE status = 'unclaimed'), 0)::bigint AS unclaimed
+           coalesce(sum(amount_krw) FILTER (WHERE status = 'unclaimed'), 0)::bigint AS unclaimed,
+           min(id) FILTER (WHERE status = 'active') AS first_active,
+           max(id) FILTER (WHERE status = 'active') AS last_active
     FROM issued GROUP BY category
 ),
 tx AS (
@@ -75,20 +86,30 @@ posted AS (
                          ('liability', -t.active, 0),
                          ('unclaimed', -t.unclaimed, 0)) AS p(account, amount, n)
     WHERE p.amount <> 0
-    RETURNING 1
 ),
-notified AS (
-    INSERT INTO issuance_notification (campaign_id, customer_id, kind, created_at)
-    SELECT DISTINCT %(campaign_id)s::bigint, registry_customer_id, 'issued', now()
-    FROM issued WHERE status = 'active'
-    ON CONFLICT (campaign_id, customer_id, kind) DO NOTHING
-    RETURNING 1
+noticed AS (
+    INSERT INTO issuance_issuednotice (
+        campaign_id, run_id, chunk_id, lo, hi, first_voucher_id, last_voucher_id,
+        next_customer_id, created_at
+    )
+    SELECT %(campaign_id)s, %(run_id)s, %(chunk_id)s, %(lo)s, %(hi)s,
+           min(first_active), max(last_active), %(lo)s, now()
+    FROM totals HAVING count(first_active) > 0
 )
-SELECT (SELECT count(*) FROM issued),
-       (SELECT count(DISTINCT registry_customer_id) FROM issued),
-       (SELECT coalesce(sum(amount_krw), 0) FROM issued),
-       (SELECT count(*) FROM posted),
-       (SELECT count(*) FROM notified)
+SELECT coalesce(sum(n), 0), (SELECT count(DISTINCT registry_customer_id) FROM issued),
+       coalesce(sum(total), 0)
+FROM totals
+"""
+_PLAIN = _ISSUE_CHUNK.format(on_conflict="")
+_IDEMPOTENT = _ISSUE_CHUNK.format(
+    on_conflict="ON CONFLICT (campaign_id, registry_customer_id, component_id) DO NOTHING")
+
+_RANGE_ISSUED = """
+SELECT EXISTS (
+    SELECT 1 FROM vouchers_voucher
+    WHERE campaign_id = %(campaign_id)s
+      AND registry_customer_id >= %(lo)s AND registry_customer_id < %(hi)s
+)
 """
 
 # pg_advisory_xact_lock(int, int) key space: (this constant, campaign id).
@@ -103,16 +124,37 @@ def lock_campaign_issuance(campaign_id: int, *, shared: bool) -> None:
         cursor.execute(sql, [_ISSUANCE_LOCK_CLASS, campaign_id])
 
 
+def _duplicate_voucher(exc: IntegrityError) -> bool:
+    diag = getattr(exc.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", None) == ONE_PER_CUSTOMER_COMPONENT
+
+
+def _issue_fresh_range(cursor, params: dict) -> tuple | None:
+    """The plain INSERT, in a savepoint; None if another transaction issued into the range
+    first (the caller then runs the idempotent form)."""
+    try:
+        with transaction.atomic():
+            cursor.execute(_PLAIN, params)
+            return cursor.fetchone()
+    except IntegrityError as exc:
+        if not _duplicate_voucher(exc):
+            raise
+        return None
+
+
 def issue_chunk(
     *, campaign_id: int, lo: int, hi: int, run_id: UUID | None, chunk_id: int | None
 ) -> ChunkResult:
     """Issues the chunk in its own short transaction (or the caller's, if one is open)."""
+    params = {"campaign_id": campaign_id, "lo": lo, "hi": hi, "run_id": run_id,
+              "chunk_id": chunk_id}
     with transaction.atomic(), connection.cursor() as cursor:
         lock_campaign_issuance(campaign_id, shared=True)
-        cursor.execute(
-            _ISSUE_CHUNK,
-            {"campaign_id": campaign_id, "lo": lo, "hi": hi, "run_id": run_id,
-             "chunk_id": chunk_id},
-        )
-        vouchers, customers, amount, _, _ = cursor.fetchone()
-    return ChunkResult(vouchers_issued=vouchers, customers_issued=customers, amount_krw=int(amount))
+        cursor.execute(_RANGE_ISSUED, params)
+        row = None if cursor.fetchone()[0] else _issue_fresh_range(cursor, params)
+        if row is None:
+            cursor.execute(_IDEMPOTENT, params)
+            row = cursor.fetchone()
+    vouchers, customers, amount = row
+    return ChunkResult(vouchers_issued=int(vouchers), customers_issued=customers,
+                       amount_krw=int(amount))

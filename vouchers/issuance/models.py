@@ -1,4 +1,4 @@
-"""Issuance runs and their chunks, revocations, and the customer notification outbox.
+"""Issuance runs and their chunks, revocations, and the customer notification outboxes.
 
 A run's progress lives in its chunk table (one row per customer-id range); the run row
 holds only what does not change per chunk, so chunk workers never contend on it.
@@ -124,12 +124,12 @@ class Revocation(models.Model):
 
 
 class NotificationKind(models.TextChoices):
-    ISSUED = "issued"
     EXPIRY_REMINDER = "expiry_reminder"
 
 
 class Notification(models.Model):
-    """The outbox: one row per customer and kind, ever. ``sent_at`` set before sending."""
+    """The per-customer outbox (expiry reminders): one row per customer and kind, ever.
+    ``sent_at`` set before sending."""
 
     campaign = models.ForeignKey("vouchers.Campaign", on_delete=models.PROTECT)
     customer_id = models.BigIntegerField()
@@ -149,3 +149,47 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} to {self.customer_id}"
+
+
+class IssuedNotice(models.Model):
+    """The "vouchers issued" outbox: one row per issued chunk, not one per customer.
+
+    It stands for the customers of ``[lo, hi)`` holding an active voucher that the chunk
+    issued (ids ``first_voucher_id..last_voucher_id`` of run ``run_id``) as registry
+    customers, and no voucher of the campaign issued before it. ``next_customer_id`` is the
+    drain's cursor: customers below it have been handed over, and it is advanced and
+    committed before they are, so each customer is told at most once.
+    """
+
+    campaign = models.ForeignKey("vouchers.Campaign", on_delete=models.PROTECT)
+    # Plain ids, as on the vouchers and ledger transactions: chunks issued outside a run
+    # (tools, tests) have neither.
+    run_id = models.UUIDField(null=True, blank=True)
+    chunk_id = models.BigIntegerField(null=True, blank=True)
+    lo = models.BigIntegerField()
+    hi = models.BigIntegerField()
+    first_voucher_id = models.BigIntegerField()
+    last_voucher_id = models.BigIntegerField()
+    next_customer_id = models.BigIntegerField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(lo__lt=models.F("hi")),
+                                   name="issued_notice_range"),
+            models.CheckConstraint(
+                condition=Q(next_customer_id__gte=models.F("lo"),
+                            next_customer_id__lte=models.F("hi")),
+                name="issued_notice_cursor_in_range"),
+            models.CheckConstraint(condition=Q(first_voucher_id__lte=models.F("last_voucher_id")),
+                                   name="issued_notice_voucher_span"),
+            models.UniqueConstraint(fields=["chunk_id"], condition=Q(chunk_id__isnull=False),
+                                    name="issued_notice_once_per_chunk"),
+        ]
+        indexes = [
+            models.Index(fields=["id"], condition=Q(next_customer_id__lt=models.F("hi")),
+                         name="issued_notice_open"),
+        ]
+
+    def __str__(self) -> str:
+        return f"issued notice [{self.lo}, {self.hi})"

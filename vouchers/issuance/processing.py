@@ -108,7 +108,9 @@ def process_chunk(*, chunk_id: int, claim: str) -> UUID | None:
             cursor.execute(_RELEASE, {"chunk_id": chunk_id, "claim": claim})
             return None
     with transaction.atomic():
-        chunk = (IssuanceChunk.objects.select_for_update().select_related("run")
+        # The chunk row only (``of``): locking the joined run row too would make every
+        # worker's chunk wait for the one in flight, whatever the concurrency.
+        chunk = (IssuanceChunk.objects.select_for_update(of=("self",)).select_related("run")
                  .filter(pk=chunk_id, status=ChunkStatus.RUNNING, claimed_by=claim).first())
         if chunk is None:  # recovered meanwhile and taken by another worker
             return None
