@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.utils.html import format_html
 
+from voucher_service.admin import ReadOnlyAdmin
 from vouchers.issuance import selectors
 from vouchers.issuance.models import (
     IssuanceChunk,
@@ -22,19 +23,6 @@ def _bar(run: IssuanceRun) -> str:
         "({} customers, {} vouchers{})",
         percent, percent, percent, p.customers_done, p.vouchers_issued, eta,
     )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """What the services write is only looked at here."""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class ChunkInline(admin.TabularInline):

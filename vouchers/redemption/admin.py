@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 
+from voucher_service.admin import ReadOnlyAdmin
 from vouchers.redemption.models import Redemption, RedemptionEvent
 
 
@@ -15,19 +16,10 @@ class EventInline(admin.TabularInline):
 
 
 @admin.register(Redemption)
-class RedemptionAdmin(admin.ModelAdmin):
+class RedemptionAdmin(ReadOnlyAdmin):
     list_display = ["id", "campaign", "voucher_id", "order_id", "amount_krw", "forfeited_krw",
                     "refunded_krw", "status", "created_at"]
     list_filter = ["status"]
     search_fields = ["=id", "=order_id", "=customer_id"]
     readonly_fields = [f.name for f in Redemption._meta.fields]
     inlines = [EventInline]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
