@@ -8,7 +8,8 @@ bare DRF endpoint served by the same gunicorn in the same run.
 Give it a database and a Redis database of its own: it clears the cache database first (the
 throttle windows of an earlier run), creates and migrates the database if needed, then
 makes a campaign of N registry customers (every seventh closed, two components) issued
-with the chunk statement. gunicorn (gthread, 2 workers x 4 threads, keep-alive, ``DEBUG``
+with the chunk statement. gunicorn (gthread, 2 workers x 4 threads unless
+``BENCH_WORKERS`` / ``BENCH_THREADS`` say otherwise, keep-alive, ``DEBUG``
 off) serves the project's WSGI application with one more route, ``/bench/bare``: a DRF
 view with the same customer JWT authentication and permission that only returns
 ``{"ok": true}``. Throttles run at their configured rates; the server trusts one proxy
