@@ -6,8 +6,9 @@ from rest_framework import serializers
 from vouchers.identifiers import public_voucher_id, voucher_code_last4
 from vouchers.models import Voucher, VoucherStatus
 
-# Renders times as a ModelSerializer's DateTimeField does (current time zone, ISO 8601).
-_TIME = serializers.DateTimeField()
+# Renders a time as a ModelSerializer's DateTimeField does (current time zone, ISO 8601),
+# for serializers that render their fields directly.
+render_time = serializers.DateTimeField().to_representation
 
 
 class VoucherSerializer(serializers.ModelSerializer):
@@ -42,7 +43,7 @@ class VoucherSerializer(serializers.ModelSerializer):
             "category": voucher.category, "amount_krw": voucher.amount_krw,
             "balance_krw": voucher.balance_krw, "single_use": voucher.single_use,
             "min_order_krw": voucher.min_order_krw, "status": voucher.status,
-            "issued_at": _TIME.to_representation(voucher.issued_at),
-            "expires_at": _TIME.to_representation(voucher.expires_at),
+            "issued_at": render_time(voucher.issued_at),
+            "expires_at": render_time(voucher.expires_at),
             "code_last4": self.get_code_last4(voucher),
         }

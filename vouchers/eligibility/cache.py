@@ -1,13 +1,14 @@
 """The eligibility answer cache (Redis through Django's cache, ``IGNORE_EXCEPTIONS`` on).
 
 What is cached, per (campaign, customer): the whole answer as its rendered JSON body,
-vouchers included, so that a hit costs one Redis round trip (``MGET`` of the answer and the
-campaign) and no PostgreSQL, JSON encoding or serializer at all; the campaign's opening
-time and amount ride along under their own key. Every writer that changes an answer calls
-``invalidate_eligibility`` after its commit: issuance (per chunk), claims and re-joins,
-revocations, redemptions, expiry, registry imports into an open campaign;
-``ELIGIBILITY_CACHE_SECONDS`` bounds what a missed call could leave stale (``/me/vouchers``
-always reads PostgreSQL).
+vouchers included, so that a hit costs no PostgreSQL, JSON encoding or serializer at all;
+the campaign's opening time and amount ride along under their own key. Both keys
+(``lookup_keys``) are read in the throttles' Redis round trip (the check view's
+``throttle_reads``), so a hit is one Redis command; ``lookup`` reads them itself otherwise.
+Every writer that changes an answer calls ``invalidate_eligibility`` after its commit:
+issuance (per chunk), claims and re-joins, revocations, redemptions, expiry, registry
+imports into an open campaign; ``ELIGIBILITY_CACHE_SECONDS`` bounds what a missed call
+could leave stale (``/me/vouchers`` always reads PostgreSQL).
 
 Invalidation writes a short-lived *fence* instead of deleting: a request that read
 PostgreSQL before the writer committed would otherwise put its stale answer back right
@@ -16,7 +17,8 @@ for ``ELIGIBILITY_CACHE_FENCE_SECONDS`` after a change every check reads Postgre
 the first one after that caches the new answer.
 
 With Redis down every call here fails fast and quietly (the ``default`` cache ignores
-connection errors): checks answer from PostgreSQL and nothing is cached.
+connection errors; the fence scripts log one line): checks answer from PostgreSQL and
+nothing is cached.
 """
 
 from __future__ import annotations
