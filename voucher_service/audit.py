@@ -11,8 +11,9 @@ of target type and id), so every event about one object stays in one ordered cha
 unrelated writers (checkouts of different orders, say) do not queue on one lock: with a
 single chain every checkout in the country waited for the previous one's commit.
 
-Appends are raw SQL in two round trips (chain lock and head, then the insert); a caller
-on a hot path can send the first with a statement of its own (``EventAppend``).
+An append is raw SQL in one round trip (the chain's lock, then the insert that links to
+the head and computes the hash in PostgreSQL); a caller on a hot path can send it with a
+statement of its own (``EventAppend``).
 """
 
 from __future__ import annotations
@@ -36,24 +37,33 @@ GENESIS_HASH = "0" * 64
 # pg_advisory_xact_lock(int, int) key space: (this constant, chain number).
 _AUDIT_LOCK_CLASS = 0x41756474  # "Audt"
 # Two statements in one round trip (simple query protocol, which client-side binding
-# uses): the second takes its snapshot once the first holds the chain's lock, so it sees
-# the head that the previous holder committed. The leading ';' lets them follow a caller's
-# statement.
-_CHAIN_HEAD = """;
-    SELECT pg_advisory_xact_lock(%(audit_lock_class)s, %(audit_chain)s);
-    SELECT hash FROM voucher_service_auditevent WHERE chain = %(audit_chain)s
-    ORDER BY id DESC LIMIT 1
-"""
-_APPEND = """
+# uses): the insert takes its snapshot once the lock statement holds the chain's lock, so
+# the head it links to is the one the previous holder committed. The event's hash is
+# computed there too: the SHA-256 of the same JSON text ``event_hash`` builds, its first
+# element (the head's hash) spliced in before the rest, which Python has rendered. The
+# leading ';' lets them follow a caller's statement; ``{when}`` is the caller's condition.
+_APPEND = """;
+    SELECT pg_advisory_xact_lock(%(audit_lock_class)s, %(audit_chain)s) WHERE {when};
     INSERT INTO voucher_service_auditevent
         (occurred_at, actor, action, target_type, target_id, payload, chain, prev_hash, hash)
-    VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s)
-    RETURNING id
+    SELECT %(audit_occurred_at)s, %(audit_actor)s, %(audit_action)s, %(audit_target_type)s,
+           %(audit_target_id)s, %(audit_payload)s::jsonb, %(audit_chain)s, head.hash,
+           encode(sha256(convert_to('["' || head.hash || '",' || %(audit_rest)s, 'UTF8')),
+                  'hex')
+    FROM (SELECT coalesce((SELECT hash FROM voucher_service_auditevent
+                           WHERE chain = %(audit_chain)s ORDER BY id DESC LIMIT 1),
+                          %(audit_genesis)s) AS hash) AS head
+    WHERE {when}
+    RETURNING id, prev_hash, hash
 """
 
 
 def chain_of(target_type: str, target_id: str) -> int:
     return zlib.crc32(f"{target_type}:{target_id}".encode()) % settings.AUDIT_CHAINS
+
+
+def _hashed_json(values: list[Any]) -> str:
+    return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def event_hash(
@@ -66,54 +76,50 @@ def event_hash(
     target_id: str,
     payload: dict[str, Any],
 ) -> str:
-    content = json.dumps(
-        [
-            prev_hash,
-            occurred_at.isoformat(timespec="microseconds"),
-            actor,
-            action,
-            target_type,
-            target_id,
-            payload,
-        ],
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
+    content = _hashed_json([prev_hash, occurred_at.isoformat(timespec="microseconds"), actor,
+                            action, target_type, target_id, payload])
     return hashlib.sha256(content.encode()).hexdigest()
 
 
 class EventAppend:
-    """One event to append in two round trips, the first of which a caller may share.
+    """One event to append in one round trip, which a caller may share.
 
-    ``sql`` (with ``params``) takes the chain's lock and reads its head; ``append(cursor)``
-    then reads that head from the cursor's last result and inserts the event. A caller
-    that writes in a statement of its own can send ``sql`` after it in the same execute
-    (``statement + event.sql``): one round trip fewer while its row locks are held. Call
-    both inside the transaction of the change recorded, as late as possible: the chain's
-    lock is held from ``sql`` until that transaction ends.
+    ``sql`` (with ``params``) takes the chain's lock, then inserts the event linked to the
+    chain's head; ``appended(cursor)`` reads the event back from the cursor's last result.
+    A caller that writes in a statement of its own can send ``sql`` after it in the same
+    execute (``statement + event.sql``), with ``when``, an SQL condition on what that
+    statement did, deciding whether the event is appended at all. Call inside the
+    transaction of the change recorded, as late as possible: the chain's lock is held from
+    ``sql`` until that transaction ends.
     """
 
     def __init__(self, *, actor: str, action: str, target_type: str, target_id: str,
-                 payload: dict[str, Any] | None = None) -> None:
-        self.fields = {"actor": actor, "action": action, "target_type": target_type,
-                       "target_id": str(target_id), "payload": payload or {}}
+                 payload: dict[str, Any] | None = None, when: str = "true") -> None:
+        self.fields = {"occurred_at": timezone.now(), "actor": actor, "action": action,
+                       "target_type": target_type, "target_id": str(target_id),
+                       "payload": payload or {}}
         self.chain = chain_of(target_type, self.fields["target_id"])
-        self.sql = _CHAIN_HEAD
-        self.params = {"audit_lock_class": _AUDIT_LOCK_CLASS, "audit_chain": self.chain}
+        self.sql = _APPEND.format(when=when)
+        rest = _hashed_json([self.fields["occurred_at"].isoformat(timespec="microseconds"),
+                             actor, action, target_type, self.fields["target_id"],
+                             self.fields["payload"]])
+        self.params = {
+            "audit_lock_class": _AUDIT_LOCK_CLASS, "audit_chain": self.chain,
+            "audit_genesis": GENESIS_HASH, "audit_rest": rest[1:],
+            "audit_payload": json.dumps(self.fields["payload"]),
+            **{f"audit_{name}": value for name, value in self.fields.items()
+               if name != "payload"},
+        }
 
-    def append(self, cursor: CursorWrapper) -> AuditEvent:
+    def appended(self, cursor: CursorWrapper) -> AuditEvent | None:
+        """The event the round trip inserted; None when ``when`` was false."""
         while cursor.nextset():
             pass
-        head = cursor.fetchone()
-        prev_hash = head[0] if head else GENESIS_HASH
-        fields = {"occurred_at": timezone.now(), **self.fields}
-        event = AuditEvent(chain=self.chain, prev_hash=prev_hash,
-                           hash=event_hash(prev_hash=prev_hash, **fields), **fields)
-        cursor.execute(_APPEND, [event.occurred_at, event.actor, event.action,
-                                 event.target_type, event.target_id, json.dumps(event.payload),
-                                 event.chain, prev_hash, event.hash])
-        event.pk = cursor.fetchone()[0]
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        event = AuditEvent(pk=row[0], chain=self.chain, prev_hash=row[1], hash=row[2],
+                           **self.fields)
         event._state.adding = False
         event._state.db = connection.alias
         return event
@@ -134,7 +140,7 @@ def record_event(
     # No savepoint: two round trips fewer, one of them under the lock.
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         cursor.execute(event.sql, event.params)
-        return event.append(cursor)
+        return event.appended(cursor)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,13 @@ import threading
 import pytest
 from django.db import DatabaseError, connection, connections, transaction
 
-from voucher_service.audit import GENESIS_HASH, record_event, verify_audit_chain
+from voucher_service.audit import (
+    GENESIS_HASH,
+    EventAppend,
+    event_hash,
+    record_event,
+    verify_audit_chain,
+)
 from voucher_service.models import AuditEvent
 
 
@@ -29,6 +35,42 @@ def test_events_link_to_their_predecessor():
     assert second.prev_hash == first.hash and third.prev_hash == second.hash
     report = verify_audit_chain()
     assert report.ok and report.events_checked == 3
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("one_chain")
+def test_the_hash_postgresql_computes_is_the_one_python_verifies():
+    """The append hashes in SQL; the verifier in Python: non-ASCII text, quotes,
+    backslashes and nested values must give the same bytes to both."""
+    odd = {"이름": "홍길동", "quote": 'say "hi"\\n', "nested": {"b": [1, None, True], "a": 1.5}}
+    event = record_event(actor="principal:운영", action="test.odd", target_type="thing",
+                         target_id="ü-1", payload=odd)
+    stored = AuditEvent.objects.get(pk=event.pk)
+    assert stored.hash == event.hash == event_hash(
+        prev_hash=GENESIS_HASH, occurred_at=stored.occurred_at, actor=stored.actor,
+        action=stored.action, target_type=stored.target_type, target_id=stored.target_id,
+        payload=stored.payload)
+    assert stored.payload == odd and stored.occurred_at == event.occurred_at
+    assert verify_audit_chain().ok
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("one_chain")
+def test_an_append_sent_with_a_statement_runs_only_when_its_condition_holds():
+    first = record_event(actor="a", action="x", target_type="t", target_id="1")
+    skipped = EventAppend(actor="a", action="y", target_type="t", target_id="2",
+                          when="EXISTS (SELECT 1 FROM new_rows WHERE n > %(limit)s)")
+    taken = EventAppend(actor="a", action="z", target_type="t", target_id="3",
+                        when="EXISTS (SELECT 1 FROM new_rows WHERE n > 0)")
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("CREATE TEMPORARY TABLE new_rows AS SELECT 1 AS n" + skipped.sql,
+                       {"limit": 1, **skipped.params})
+        assert skipped.appended(cursor) is None
+        cursor.execute("SELECT 1" + taken.sql, taken.params)
+        third = taken.appended(cursor)
+    assert third.prev_hash == first.hash
+    assert list(AuditEvent.objects.values_list("action", flat=True)) == ["x", "z"]
+    assert verify_audit_chain().ok
 
 
 @pytest.mark.django_db

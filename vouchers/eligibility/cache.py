@@ -82,21 +82,26 @@ FENCE_SLICE = 2_000  # keys per script call: Redis stays free for checks between
 
 
 def invalidate_eligibility(campaign_id: int, customer_ids: Iterable[int]) -> None:
-    """Call after the commit of any change to these customers' eligibility or vouchers.
+    """Call after the commit of any change to these customers' eligibility or vouchers
+    (``fence_answers`` when the campaign's slug is already at hand)."""
+    customer_ids = list(customer_ids)
+    if not customer_ids:
+        return
+    # One plain statement, not a queryset (~1 ms of Python less on a hot path).
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT slug FROM vouchers_campaign WHERE id = %s", [campaign_id])
+        row = cursor.fetchone()
+    if row is not None:
+        fence_answers(row[0], customer_ids)
+
+
+def fence_answers(slug: str, customer_ids: list[int]) -> None:
+    """Fences the answers of these customers of the campaign ``slug``.
 
     The fences go out as server-side scripts of ``FENCE_SLICE`` keys each: what
     ``cache.set_many`` would write, without its client-built command per key (for a
     10,000-customer chunk, 350-435 ms of worker time against ~90 ms). Redis unreachable:
     nothing is fenced (checks read PostgreSQL while it is down) and one line is logged."""
-    customer_ids = list(customer_ids)
-    if not customer_ids:
-        return
-    # Every checkout calls this: one plain statement, not a queryset (~1 ms of Python less).
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT slug FROM vouchers_campaign WHERE id = %s", [campaign_id])
-        row = cursor.fetchone()
-    if row is None:
-        return
     # The backend itself: an attribute read through the ``cache`` proxy is a thread-local
     # lookup, ~20 us a key when made per key.
     backend = caches[DEFAULT_CACHE_ALIAS]
@@ -105,7 +110,7 @@ def invalidate_eligibility(campaign_id: int, customer_ids: Iterable[int]) -> Non
         script = client.register_script(_SET_FENCES)
         args = [backend.client.encode(FENCE), settings.ELIGIBILITY_CACHE_FENCE_SECONDS * 1000]
         for start in range(0, len(customer_ids), FENCE_SLICE):
-            script(keys=[backend.make_key(answer_key(row[0], cid))
+            script(keys=[backend.make_key(answer_key(slug, cid))
                          for cid in customer_ids[start:start + FENCE_SLICE]], args=args)
     except RedisError as exc:
         logger.warning("eligibility fences not written, Redis unavailable: %s",

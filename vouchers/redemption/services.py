@@ -10,9 +10,9 @@ inside a caller's transaction, a refusal dooms it, so a caller that carries on a
 refusal calls inside its own savepoint.
 
 Checkout itself (``create_redemption``, the hot path) does all of that in one statement,
-``statements.CHECKOUT``, sent with the audit chain's lock and head in one round trip, then
-the audit event: two round trips and no ORM, where the ORM took eight round trips and
-several times the CPU (profiled in bench/RESULTS.md "Redemption").
+``statements.CHECKOUT``, sent with the audit event's append in one round trip and no ORM,
+where the ORM took eight round trips and several times the CPU (profiled in
+bench/RESULTS.md "Redemption").
 
 Refusals are checked in this order: unknown voucher or another customer's (404), expired,
 not active (unclaimed, revoked), category, minimum order, balance (an exhausted voucher,
@@ -53,13 +53,13 @@ from django.utils import timezone
 
 from voucher_service.audit import EventAppend, record_event
 from voucher_service.problems import ProblemError
-from vouchers.eligibility.cache import invalidate_eligibility
+from vouchers.eligibility.cache import fence_answers, invalidate_eligibility
 from vouchers.ledger.posting import Posting, move, post_transaction
 from vouchers.models import Account, Reason, Voucher, VoucherStatus
 from vouchers.redemption import selectors
 from vouchers.redemption.models import EventKind, Redemption, RedemptionEvent
 from vouchers.redemption.models import RedemptionStatus as S
-from vouchers.redemption.statements import CHECKOUT
+from vouchers.redemption.statements import CHECKOUT, SPENT
 
 TIMEOUT_ACTOR = "system:authorization-timeout"
 
@@ -191,10 +191,10 @@ def create_redemption(
 ) -> Redemption:
     """Spends ``amount_krw`` of the voucher on an order: captured at once, or held.
 
-    A single-use voucher is spent whole: what the order does not use is forfeited. Two
-    round trips: ``CHECKOUT`` followed by the audit chain's lock and head, then the audit
-    event (the voucher's row lock is held for one round trip less than with a separate
-    ``record_event``; the locks are still taken in the usual order, voucher then chain).
+    A single-use voucher is spent whole: what the order does not use is forfeited. One
+    round trip: ``CHECKOUT`` followed by the audit event's append, which runs only when
+    the checkout spent (``SPENT``); the locks are taken in the usual order, voucher then
+    chain. The eligibility fence after the commit uses the slug the statement returned.
     """
     now = timezone.now()
     redemption_id = uuid4()
@@ -204,7 +204,7 @@ def create_redemption(
                         else now + timedelta(seconds=settings.AUTHORIZATION_TTL_SECONDS))
     event = EventAppend(**_audit(redemption_id, kind, voucher_id=voucher_id, order_id=order_id,
                                  status=status, amount_krw=amount_krw, restored_krw=0,
-                                 actor=actor))
+                                 actor=actor), when=SPENT)
     with connection.cursor() as cursor:
         cursor.execute(CHECKOUT + event.sql, {
             "id": redemption_id, "voucher_id": voucher_id, "customer_id": customer_id,
@@ -218,12 +218,12 @@ def create_redemption(
         if row is None:
             raise _not_found("voucher")
         row = dict(zip((column.name for column in cursor.description), row, strict=True))
-        refusal, forfeited, balance_after = (row.pop(name) for name in (
-            "refusal", "forfeited", "balance_after"))
+        refusal, forfeited, balance_after, slug = (row.pop(name) for name in (
+            "refusal", "forfeited", "balance_after", "campaign_slug"))
         voucher = _loaded(Voucher, row)
         if refusal:
             raise _refusal(refusal, voucher)
-        event.append(cursor)
+        event.appended(cursor)
     voucher.balance_krw = balance_after
     voucher.status = VoucherStatus.EXHAUSTED if balance_after == 0 else VoucherStatus.ACTIVE
     redemption = _loaded(Redemption, {
@@ -234,7 +234,7 @@ def create_redemption(
         "created_at": now, "updated_at": now, "authorized_until": authorized_until,
         "created_by": actor})
     redemption.voucher = voucher
-    _fence_eligibility(voucher)
+    transaction.on_commit(lambda: fence_answers(slug, [customer_id]), robust=True)
     return redemption
 
 

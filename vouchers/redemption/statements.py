@@ -5,8 +5,10 @@ in the order of ``services``' docstring. Only when it breaks none are the vouche
 the redemption and its event written and the ledger posted: the spending, and a
 single-use voucher's leftover as a forfeit transaction of its own. Data-modifying WITH
 parts run to the end although nothing reads them; each sees the locked row through
-``spendable``. The answer is one row, the refusal (or NULL), the forfeit and the new
-balance followed by the locked voucher's columns; no row when there is no such voucher.
+``spendable``. The answer is one row, the refusal (or NULL), the forfeit, the new
+balance and the campaign's slug (for the eligibility fence) followed by the locked
+voucher's columns; no row when there is no such voucher. ``SPENT`` is true in a later
+statement of the same transaction once the checkout has spent.
 """
 
 CHECKOUT = """
@@ -69,8 +71,11 @@ WITH voucher AS (
              AS p(account, amount_krw)
 )
 SELECT c.refusal, c.forfeited, s.balance_after,
+       (SELECT slug FROM vouchers_campaign WHERE id = c.campaign_id) AS campaign_slug,
        -- the locked voucher:
        c.id, c.campaign_id, c.customer_id, c.category, c.balance_krw, c.single_use,
        c.min_order_krw, c.status, c.expires_at
 FROM checked c LEFT JOIN spendable s ON true
 """
+
+SPENT = "EXISTS (SELECT 1 FROM redemption_redemption WHERE id = %(id)s)"
