@@ -12,7 +12,8 @@ bare DRF view with the same bearer authentication and checkout role that validat
 amount and echoes it — the baseline. Then, with the same clients (processes of threads,
 keep-alive connections; with ``--load wrk`` the same connections from wrk, which needs
 Debian's package, ``apt-get install -y wrk``, and takes far less of the shared cores),
-each phase runs for a fixed time:
+the phases run in turn for a fixed time, in rounds (``--rounds``, 3 by default: the
+machine's other load weighs on every phase alike):
 
 * bare: ``POST /t/echo``;
 * spread: ``POST /api/v1/redemptions`` (capture, 1,000 won, a fresh Idempotency-Key),
@@ -237,6 +238,14 @@ def run_phase(port: int, token: str, bodies: list[tuple[str, dict]], *, clients:
             "won_201": sum(amount for status, amount, _ in results if status == 201)}
 
 
+def _combined(rounds: list[dict]) -> dict:
+    """One phase's rounds as one measurement."""
+    requests = sum(r["requests"] for r in rounds)
+    return {"rps": requests / sum(r["requests"] / r["rps"] for r in rounds),
+            "requests": requests, "statuses": sum((r["statuses"] for r in rounds), Counter()),
+            "won_201": sum(r["won_201"] for r in rounds)}
+
+
 def _cpu_seconds(pid: int) -> float:
     """CPU time so far of a process of this machine (user and system, from /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -284,7 +293,10 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--seconds", type=float, default=15.0, help="per phase, all rounds")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="the phases alternate in rounds, so that the machine's other "
+                             "load weighs on all of them alike")
     parser.add_argument("--load", choices=("python", "wrk"), default="python",
                         help="load generator: Python clients, or wrk (apt-get install wrk)")
     parser.add_argument("--cpu-rounds", type=int, default=20,
@@ -313,17 +325,16 @@ def main() -> None:
         server = start_server(port, args.workers, args.threads, settings_dir)
         try:
             phase = {"clients": args.clients, "processes": args.processes,
-                     "seconds": args.seconds}
+                     "seconds": args.seconds / args.rounds}
             load = run_phase
             if args.load == "wrk":
                 load = functools.partial(run_phase_wrk, workdir=settings_dir)
             load(port, token, bare, **{**phase, "seconds": 3.0})  # warm-up
-            results = {
-                "bare": load(port, token, bare, **phase),
-                # Skip the voucher of the one-voucher phase.
-                "spread": load(port, token, spread[1:], **phase),
-                "one": load(port, token, one, **phase),
-            }
+            # Skip the voucher of the one-voucher phase; each round spends its own share.
+            shares = [spread[1:][r::args.rounds] for r in range(args.rounds)]
+            rounds = [{"bare": load(port, token, bare, **phase),
+                       "spread": load(port, token, shares[r], **phase),
+                       "one": load(port, token, one, **phase)} for r in range(args.rounds)]
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -336,11 +347,15 @@ def main() -> None:
                      .aggregate(s=Sum("amount_krw"))["s"] or 0)
     one_rows = Redemption.objects.filter(voucher_id=target.pk).count()
     report = verify_ledger(campaign_id=campaign_id)
+    results = {name: _combined([r[name] for r in rounds]) for name in rounds[0]}
     bare_rps = results["bare"]["rps"]
     print(f"vouchers: {args.vouchers:,} issued in {issue_seconds:.1f} s; {args.clients} "
           f"clients ({args.load}, {args.processes} processes or threads); gunicorn "
           f"{args.workers} workers x "
-          f"{args.threads} threads; {args.seconds:.0f} s per phase")
+          f"{args.threads} threads; {args.seconds:.0f} s per phase in {args.rounds} rounds")
+    for r, measured in enumerate(rounds, 1):
+        print(f"round {r}: " + ", ".join(f"{name} {m['rps']:,.0f} req/s"
+                                         for name, m in measured.items()))
     for name, label in (("bare", "bare DRF POST /t/echo"),
                         ("spread", "redemptions, each on another voucher"),
                         ("one", "redemptions, all clients on one voucher")):
@@ -353,10 +368,10 @@ def main() -> None:
           f"bare / checkout {(bare_py + bare_pg) / (spread_py + spread_pg):.0%}")
     drop = 50_000 - target.balance_krw
     # wrk stops at the deadline without reading the answers still in flight (at most one
-    # per connection), which the server commits all the same.
+    # per connection and round), which the server commits all the same.
     unread = one_rows - results["one"]["won_201"]
     consistent = (drop == one_redeemed == one_rows
-                  and 0 <= unread <= (args.clients if args.load == "wrk" else 0))
+                  and 0 <= unread <= (args.clients * args.rounds if args.load == "wrk" else 0))
     print(f"one voucher: 201 answers report {results['one']['won_201']:,} won, balance "
           f"dropped {drop:,} won, {one_rows:,} redemption rows, ledger redeemed "
           f"{one_redeemed:,} won ({unread} answers in flight at the end): "

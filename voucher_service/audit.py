@@ -42,7 +42,8 @@ _AUDIT_LOCK_CLASS = 0x41756474  # "Audt"
 # computed there too: the SHA-256 of the same JSON text ``event_hash`` builds, its first
 # element (the head's hash) spliced in before the rest, which Python has rendered. The
 # leading ';' lets them follow a caller's statement; ``{when}`` is the caller's condition.
-_APPEND = """;
+# On one line, as short as the checkout needs (see ``vouchers.redemption.statements``).
+_APPEND = " ".join(""";
     SELECT pg_advisory_xact_lock(%(audit_lock_class)s, %(audit_chain)s) WHERE {when};
     INSERT INTO voucher_service_auditevent
         (occurred_at, actor, action, target_type, target_id, payload, chain, prev_hash, hash)
@@ -55,7 +56,7 @@ _APPEND = """;
                           %(audit_genesis)s) AS hash) AS head
     WHERE {when}
     RETURNING id, prev_hash, hash
-"""
+""".split())
 
 
 def chain_of(target_type: str, target_id: str) -> int:
