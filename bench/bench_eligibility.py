@@ -8,9 +8,10 @@ bare DRF endpoint served by the same gunicorn in the same run.
 Give it a database and a Redis database of its own: it clears the cache database first (the
 throttle windows of an earlier run), creates and migrates the database if needed, then
 makes a campaign of N registry customers (every seventh closed, two components) issued
-with the chunk statement. gunicorn (gthread, 2 workers x 4 threads unless
-``BENCH_WORKERS`` / ``BENCH_THREADS`` say otherwise, keep-alive, ``DEBUG``
-off) serves the project's WSGI application with one more route, ``/bench/bare``: a DRF
+with the chunk statement. gunicorn, with the workers the deployment runs (the Dockerfile's
+command: 3 sync workers; ``BENCH_WORKER_CLASS`` / ``BENCH_WORKERS`` / ``BENCH_THREADS``
+override it, e.g. ``gthread``, 2, 4; keep-alive where the worker class has it), ``DEBUG``
+off, serves the project's WSGI application with one more route, ``/bench/bare``: a DRF
 view with the same customer JWT authentication and permission that only returns
 ``{"ok": true}``. Throttles run at their configured rates; the server trusts one proxy
 (``NUM_PROXIES=1``) and each request names a client address from RFC 2544's benchmarking
@@ -30,10 +31,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import http.client
+import itertools
 import json
 import os
+import pathlib
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -116,16 +121,38 @@ def _production_env() -> dict[str, str]:
                 "SECRET_KEY", "PHONE_HASH_KEY", "CUSTOMER_JWT_KEY", "VOUCHER_CODE_KEY")}}
 
 
+_GUNICORN_OPTIONS = {"-k": "worker_class", "--worker-class": "worker_class", "-w": "workers",
+                     "--workers": "workers", "--threads": "threads"}
+
+
+def server_workers() -> dict[str, str]:
+    """gunicorn's worker class, workers and threads as deployed: the Dockerfile's ``CMD``
+    (gunicorn's defaults for what it does not name), unless ``BENCH_WORKER_CLASS``,
+    ``BENCH_WORKERS`` or ``BENCH_THREADS`` say otherwise."""
+    command = next(json.loads(line.removeprefix("CMD"))
+                   for line in (ROOT / "Dockerfile").read_text().splitlines()
+                   if line.startswith("CMD"))
+    options = {"worker_class": "sync", "workers": "1", "threads": "1"}
+    for flag, value in itertools.pairwise(command):
+        if "=" in flag:
+            flag, _, value = flag.partition("=")
+        if flag in _GUNICORN_OPTIONS:
+            options[_GUNICORN_OPTIONS[flag]] = value
+    return {name: os.environ.get(f"BENCH_{name.upper()}", value)
+            for name, value in options.items()}
+
+
 @contextlib.contextmanager
 def serving(log, **env: str) -> Iterator[int]:
     """gunicorn on a free port, answering ``/healthz``; yields the port, stops it after."""
+    global _server_pid
     port = free_port()
+    workers = server_workers()
     process = subprocess.Popen(
         [str(ROOT / ".venv/bin/gunicorn"), "bench_eligibility:application",
-         "--pythonpath", f"{ROOT},{ROOT / 'bench'}", "-k", "gthread",
-         "-w", os.environ.get("BENCH_WORKERS", "2"), "--threads",
-         os.environ.get("BENCH_THREADS", "4"), "--keep-alive", "30", "-b", f"127.0.0.1:{port}",
-         "--log-level", "warning"],
+         "--pythonpath", f"{ROOT},{ROOT / 'bench'}", "-k", workers["worker_class"],
+         "-w", workers["workers"], "--threads", workers["threads"], "--keep-alive", "30",
+         "-b", f"127.0.0.1:{port}", "--log-level", "warning"],
         cwd=ROOT, env={**os.environ, **_production_env(), **env},
         stdout=log, stderr=subprocess.STDOUT,
     )
@@ -141,10 +168,45 @@ def serving(log, **env: str) -> Iterator[int]:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
+        _server_pid = process.pid
         yield port
     finally:
+        _server_pid = None
         process.terminate()
         process.wait(timeout=30)
+
+
+_server_pid: int | None = None
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, from /proc (0 if it is gone)."""
+    try:
+        fields = (pathlib.Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _server_cpu() -> dict[str, float]:
+    """CPU seconds so far of the gunicorn workers and of the Redis server the cache uses."""
+    workers = 0.0
+    if _server_pid is not None:
+        children = pathlib.Path(f"/proc/{_server_pid}/task/{_server_pid}/children")
+        with contextlib.suppress(OSError):
+            workers = sum(_cpu_seconds(int(pid)) for pid in children.read_text().split())
+    redis_seconds = 0.0
+    with contextlib.suppress(Exception):
+        redis_seconds = _cpu_seconds(int(_redis_pid()))
+    return {"workers": workers, "redis": redis_seconds}
+
+
+@functools.cache
+def _redis_pid() -> int:
+    from django_redis import get_redis_connection
+
+    return get_redis_connection("default").info("server")["process_id"]
 
 
 def client_address(i: int, k: int) -> str:
@@ -161,6 +223,8 @@ def load(port: int, requests: list[tuple[str, str]], *, connections: int,
     listing.write_text("".join(f"{url}\t{token}\t{client_address(k // 250, k)}\n"
                                for k, (url, token) in enumerate(requests)))
     threads = 2
+    cpu_before, wrk_before = _server_cpu(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    load_before = os.getloadavg()[0]
     result = subprocess.run(
         ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s",
          "--timeout", "10s", "-s", str(ROOT / "bench" / "wrk_replay.lua"),
@@ -168,6 +232,13 @@ def load(port: int, requests: list[tuple[str, str]], *, connections: int,
         check=True, capture_output=True, text=True)
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     figures["per_second"] = figures["requests"] / figures["seconds"]
+    cpu_after, wrk_after = _server_cpu(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    wrk_seconds = (wrk_after.ru_utime + wrk_after.ru_stime
+                   - wrk_before.ru_utime - wrk_before.ru_stime)
+    per_request = 1000 / max(figures["requests"], 1)
+    figures["cpu_ms"] = {**{name: per_request * (cpu_after[name] - cpu_before[name])
+                            for name in cpu_after}, "wrk": per_request * wrk_seconds}
+    figures["load"] = (load_before, os.getloadavg()[0])
     return figures
 
 
@@ -213,9 +284,14 @@ def give_phones(slug: str, count: int) -> list[str]:
 
 
 def report(name: str, result: dict) -> None:
+    cpu = result.get("cpu_ms")
+    cpu_text = (f"{cpu['workers']:.2f} / {cpu['redis']:.2f} / {cpu['wrk']:.2f}"
+                if cpu else "")
+    load_text = "{:.1f} -> {:.1f}".format(*result["load"]) if "load" in result else ""
     print(f"| {name} | {result['per_second']:,.0f} | {result['p50_ms']:.1f} | "
           f"{result['p99_ms']:.1f} | {result['requests']:,} | "
-          f"{result['non_2xx'] + result['socket_errors']} |", flush=True)
+          f"{result['non_2xx'] + result['socket_errors']} | {cpu_text} | {load_text} |",
+          flush=True)
 
 
 def compare_interleaved(port: int, bare: list[tuple[str, str]], hits: list[tuple[str, str]], *,
@@ -236,11 +312,14 @@ def compare_interleaved(port: int, bare: list[tuple[str, str]], hits: list[tuple
             "p50_ms": statistics.median(r["p50_ms"] for r in results),
             "p99_ms": max(r["p99_ms"] for r in results),
             "non_2xx": sum(r["non_2xx"] for r in results),
-            "socket_errors": sum(r["socket_errors"] for r in results)}
+            "socket_errors": sum(r["socket_errors"] for r in results),
+            "cpu_ms": {name: sum(r["cpu_ms"][name] * r["requests"] for r in results) / requests
+                       for name in results[0]["cpu_ms"]},
+            "load": (results[0]["load"][0], results[-1]["load"][1])}
     report("**bare DRF endpoint** (JWT auth, no DB, no cache)", summed["bare"])
     report("**eligibility, Redis hit**", summed["hit"])
     print(f"| hit / bare | {summed['hit']['per_second'] / summed['bare']['per_second']:.0%} "
-          "| | | | |", flush=True)
+          "| | | | | | |", flush=True)
 
 
 def main() -> None:
@@ -249,12 +328,29 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--campaign", metavar="SLUG",
+                        help="reuse this campaign of an earlier run (its registry size is read "
+                             "from the database) instead of making one")
+    parser.add_argument("--compare-only", action="store_true",
+                        help="only bare against hit: no first checks, Redis down, claim "
+                             "starts or in-process CPU figures")
     args = parser.parse_args()
     subprocess.run([sys.executable, str(ROOT / "scripts/create_database.py"),
                     os.environ["DATABASE_URL"]], check=True)
     call_command("migrate", verbosity=0)
-    cache.clear()  # throttle windows of an earlier run would refuse this one's requests
-    slug = make_campaign(args.customers)
+    # Throttle windows of an earlier run would refuse this one's requests, and its cached
+    # answers would make a reused campaign's first checks hits.
+    cache.clear()
+    if args.campaign:
+        slug = args.campaign
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM vouchers_registryentry r JOIN vouchers_campaign"
+                           " c ON c.id = r.campaign_id WHERE c.slug = %s", [slug])
+            args.customers = cursor.fetchone()[0]
+        if not args.customers:
+            sys.exit(f"no campaign {slug!r} with a registry in this database")
+    else:
+        slug = make_campaign(args.customers)
     check = f"/api/v1/campaigns/{slug}/eligibility"
     rng = random.Random(7)
     budget = int(args.seconds * 3_000)  # more first checks than the box can serve in the time
@@ -269,8 +365,13 @@ def main() -> None:
     hot, cold = drawn[:HIT_SET], drawn[HIT_SET:]
     print(f"campaign {slug}: {args.customers:,} customers, wrk with {args.connections} "
           f"connections, {args.seconds:g} s per measurement")
-    print("| measurement | checks/s | p50 ms | p99 ms | requests | non-200 |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    workers = server_workers()
+    print(f"gunicorn: {workers['worker_class']} workers, {workers['workers']} x "
+          f"{workers['threads']} thread(s); load average before: {os.getloadavg()[0]:.1f}; "
+          "CPU ms per request: the gunicorn workers / Redis / wrk")
+    print("| measurement | checks/s | p50 ms | p99 ms | requests | non-200 "
+          "| CPU ms per request | load average |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     bare = [("/bench/bare", token(c)) for c in hot]
     hits = [(check, token(c)) for c in hot]
     run = {"connections": args.connections, "seconds": args.seconds}
@@ -280,6 +381,8 @@ def main() -> None:
             load(port, bare, connections=args.connections, seconds=5)  # workers warm
             load(port, hits, connections=args.connections, seconds=10)  # answers cached
             compare_interleaved(port, bare, hits, rounds=args.rounds, **run)
+            if args.compare_only:
+                return
             report("eligibility, first check (PostgreSQL, then Redis SET)",
                    load(port, [(check, token(c)) for c in cold[:budget]], **run))
             matched = give_phones(slug, CLAIM_SAMPLES)

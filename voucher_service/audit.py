@@ -43,7 +43,7 @@ _AUDIT_LOCK_CLASS = 0x41756474  # "Audt"
 # element (the head's hash) spliced in before the rest, which Python has rendered. The
 # leading ';' lets them follow a caller's statement; ``{when}`` is the caller's condition.
 # On one line, as short as the checkout needs (see ``vouchers.redemption.statements``).
-_APPEND = " ".join(""";
+_APPEND_TEXT = """;
     SELECT pg_advisory_xact_lock(%(audit_lock_class)s, %(audit_chain)s) WHERE {when};
     INSERT INTO voucher_service_auditevent
         (occurred_at, actor, action, target_type, target_id, payload, chain, prev_hash, hash)
@@ -56,7 +56,8 @@ _APPEND = " ".join(""";
                           %(audit_genesis)s) AS hash) AS head
     WHERE {when}
     RETURNING id, prev_hash, hash
-""".split())
+"""
+_APPEND = " ".join(_APPEND_TEXT.split())
 
 
 def chain_of(target_type: str, target_id: str) -> int:

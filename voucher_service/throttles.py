@@ -27,15 +27,18 @@ which PostgreSQL can still answer. These limits shed floods; they are not quotas
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
+import os
+import threading
 from collections.abc import Callable
 
 from django.conf import settings
-from django.core.cache import cache
-from django_redis import get_redis_connection
-from redis import Redis
-from redis.commands.core import Script
-from redis.exceptions import RedisError
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
+from django.core.cache.backends.base import default_key_func
+from redis.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisError
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
@@ -62,17 +65,74 @@ for i = #ARGV + 1, #KEYS do
 end
 return out
 """
+_COUNT_WINDOWS_SHA = hashlib.sha1(_COUNT_WINDOWS.encode(), usedforsecurity=False).hexdigest()
 
 
-@functools.lru_cache(maxsize=8)
-def _window_counter(redis: Redis) -> Script:
-    """The script, registered once per client (``EVALSHA``, loaded again if Redis lost it)."""
-    return redis.register_script(_COUNT_WINDOWS)
+class _HeldConnection(threading.local):
+    """Per thread: a Redis connection of its own for the throttles, made as the cache's
+    pool makes its connections (same server, same timeouts).
+
+    Taking a connection from the pool and giving it back costs a request more than the
+    round trip itself (the pool's lock twice, and a non-blocking read to check that the
+    connection is clean: three more system calls). A thread serves one request at a time,
+    so it keeps one connection for its throttle script instead. The connection is the
+    thread's alone: it closes when the thread ends (a development server's thread per
+    request leaks nothing); one made for another cache backend (settings changed) or before
+    a fork is dropped."""
+
+    backend = None
+    connection: AbstractConnection | None = None
+
+
+_held = _HeldConnection()
+# A forked child must not share the parent's socket (only the forking thread survives).
+os.register_at_fork(after_in_child=lambda: setattr(_held, "backend", None))
+
+
+def _connection(backend) -> AbstractConnection:
+    if _held.backend is not backend:
+        pool = backend.client.get_client(write=True).connection_pool
+        _held.connection = pool.connection_class(**pool.connection_kwargs)
+        _held.backend = backend
+    return _held.connection
+
+
+def _evalsha(connection: AbstractConnection, keys: list[str], windows: list[int]) -> list:
+    try:
+        try:
+            connection.send_command("EVALSHA", _COUNT_WINDOWS_SHA, len(keys), *keys, *windows)
+            return connection.read_response()
+        except NoScriptError:
+            connection.send_command("SCRIPT", "LOAD", _COUNT_WINDOWS)
+            connection.read_response()
+            connection.send_command("EVALSHA", _COUNT_WINDOWS_SHA, len(keys), *keys, *windows)
+            return connection.read_response()
+    except RedisError:
+        raise  # the connection is clean, or redis-py has closed it
+    except BaseException:
+        # Interrupted between a command and its reply: that reply would be read as the
+        # next command's.
+        connection.disconnect()
+        raise
+
+
+def _count_windows(backend, keys: list[str], windows: list[int]) -> list:
+    """One ``EVALSHA`` of the window script (loaded first if Redis does not know it)."""
+    connection = _connection(backend)
+    connection.connect()  # a no-op while connected; raises if Redis is down
+    try:
+        return _evalsha(connection, keys, windows)
+    except RedisConnectionError:
+        # The held connection was closed under it (Redis restarted, or dropped it as idle):
+        # once more, on a new one, as the pool's check of a connection would have done. Only
+        # if Redis ran the script and then the reply was lost is this request counted twice.
+        return _evalsha(connection, keys, windows)
 
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+@functools.lru_cache(maxsize=64)
 def parse_rate(rate: str) -> tuple[int, int]:
     """``"60/min"`` -> (60, 60): DRF's rate syntax, requests per second, minute, hour or day."""
     count, period = rate.split("/")
@@ -99,11 +159,20 @@ def _phone(throttle: BaseThrottle, request) -> str | None:
         return None
 
 
+def _key_maker(backend) -> Callable[[str], str]:
+    """``backend.make_key``; with Django's default key function, the same string built
+    without a call through the backend per key."""
+    if backend.key_func is default_key_func:
+        return f"{backend.key_prefix}:{backend.version}:".__add__
+    return backend.make_key
+
+
 class WindowThrottle(BaseThrottle):
     """Counts the request against each (scope, caller identity) limit in ``limits``.
 
     A view with a ``throttle_reads(request)`` method names cache keys (as given to Django's
-    cache) to read in the same round trip; their values (None where missing) are left in
+    cache) to read in the same round trip; their values as Redis holds them (encoded by the
+    cache backend; None where missing), in the order of the keys, are left in
     ``request.throttle_reads``. Without Redis that attribute is not set.
     """
 
@@ -111,30 +180,33 @@ class WindowThrottle(BaseThrottle):
 
     def allow_request(self, request, view) -> bool:
         self._wait: int | None = None
-        counters, windows, allowed = [], [], []
+        rates = api_settings.DEFAULT_THROTTLE_RATES
+        keys, windows, allowed = [], [], []
         for scope, identify in self.limits:
-            rate = api_settings.DEFAULT_THROTTLE_RATES.get(scope)
+            rate = rates.get(scope)
             ident = identify(self, request) if rate else None
             if ident is None:
                 continue
             count, seconds = parse_rate(rate)
-            counters.append(cache.make_key(f"throttle:{scope}:{ident}"))
+            keys.append(f"throttle:{scope}:{ident}")
             windows.append(seconds)
             allowed.append(count)
-        reads = view.throttle_reads(request) if hasattr(view, "throttle_reads") else []
-        if not counters and not reads:
+        reads = view.throttle_reads(request) if hasattr(view, "throttle_reads") else ()
+        if not keys and not reads:
             return True
+        backend = caches[DEFAULT_CACHE_ALIAS]
+        make_key = _key_maker(backend)
+        keys = [make_key(key) for key in (*keys, *reads)]
         try:
-            replies = _window_counter(get_redis_connection("default"))(
-                keys=counters + [cache.make_key(key) for key in reads], args=windows)
+            replies = _count_windows(backend, keys, windows)
         except RedisError as exc:
             logger.warning("throttles unavailable, failing open: %s", type(exc).__name__)
             return True
-        counted, values = replies[:2 * len(counters)], replies[2 * len(counters):]
-        request.throttle_reads = {key: None if value is None else cache.client.decode(value)
-                                  for key, value in zip(reads, values, strict=True)}
-        over = [ttl for limit, count, ttl in zip(allowed, counted[::2], counted[1::2],
-                                                  strict=True) if count > limit]
+        counted = 2 * len(windows)
+        request.throttle_reads = replies[counted:]
+        over = [ttl for limit, count, ttl in zip(allowed, replies[0:counted:2],
+                                                  replies[1:counted:2], strict=True)
+                if count > limit]
         self._wait = max(over, default=None)
         return not over
 

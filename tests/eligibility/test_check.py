@@ -3,6 +3,7 @@ invalidation, Redis down, throttles."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -149,6 +150,67 @@ def test_a_hit_is_one_redis_command_and_no_query(campaign, customer_client, sett
     assert calls == {"cmdstat_evalsha": 1, "cmdstat_incr": 2, "cmdstat_ttl": 2,
                      "cmdstat_get": 2}
     assert second.content == first.content
+
+
+def _counter(server: redis.Redis, scope: str, ident: int | str) -> int | None:
+    value = server.get(default_cache.make_key(f"throttle:{scope}:{ident}"))
+    return None if value is None else int(value)
+
+
+def test_a_redis_restart_costs_no_check_its_throttling(campaign, customer_client, settings,
+                                                      private_redis, caplog):
+    """The throttles keep a connection per thread: one that Redis closed under them (a
+    restart) is replaced within the same request, which is still counted."""
+    _use_redis(settings, private_redis.url())
+    assert check(customer_client, ACTIVE).status_code == 200
+    private_redis.kill()
+    private_redis.start()  # same port, every key lost
+    with caplog.at_level("WARNING", logger="voucher_service.throttles"):
+        assert check(customer_client, ACTIVE).status_code == 200
+    assert "throttles unavailable" not in caplog.text
+    assert _counter(redis.Redis.from_url(private_redis.url()), "customer_check", ACTIVE) == 1
+
+
+def test_a_flushed_script_is_loaded_again(campaign, customer_client, settings, private_redis,
+                                          caplog):
+    _use_redis(settings, private_redis.url())
+    server = redis.Redis.from_url(private_redis.url())
+    assert check(customer_client, ACTIVE).status_code == 200
+    server.script_flush()
+    with caplog.at_level("WARNING", logger="voucher_service.throttles"):
+        assert check(customer_client, ACTIVE).status_code == 200
+    assert "throttles unavailable" not in caplog.text
+    assert _counter(server, "customer_check", ACTIVE) == 2
+
+
+def test_a_threads_throttle_connection_closes_with_the_thread(campaign, customer_client,
+                                                             settings, private_redis):
+    """A development server runs a thread per request: each thread's connection must go
+    with it, or Redis would collect one per request."""
+    _use_redis(settings, private_redis.url())
+    server = redis.Redis.from_url(private_redis.url())
+    assert check(customer_client, ACTIVE).status_code == 200  # the answer is cached
+    before = server.info("clients")["connected_clients"]
+    statuses = []
+    for _ in range(20):
+        thread = threading.Thread(target=lambda: statuses.append(
+            check(customer_client, ACTIVE).status_code))
+        thread.start()
+        thread.join()
+    assert statuses == [200] * 20
+    assert _counter(server, "customer_check", ACTIVE) == 21
+    assert server.info("clients")["connected_clients"] <= before + 1
+
+
+def test_changed_campaign_facts_in_redis_are_seen_at_once(campaign, customer_client):
+    """The facts are read with every check's throttle script, not kept by a worker."""
+    assert check(customer_client, ACTIVE).status_code == 200
+    facts = cache.cached_campaign("breach")
+    cache.store_campaign("breach", dataclasses.replace(
+        facts, eligibility_opens_at=timezone.now() + dt.timedelta(hours=1)))
+    assert check(customer_client, ACTIVE).json()["code"] == "eligibility_not_open"
+    cache.store_campaign("breach", facts)
+    assert check(customer_client, ACTIVE).status_code == 200
 
 
 def test_with_redis_down_it_answers_from_postgres(campaign, issue, customer_client, settings,

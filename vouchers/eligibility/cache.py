@@ -48,14 +48,18 @@ def lookup_keys(slug: str, customer_id: int) -> list[str]:
     return [campaign_key(slug), answer_key(slug, customer_id)]
 
 
-def lookup(slug: str, customer_id: int, found: dict[str, Any] | None = None
+def lookup(slug: str, customer_id: int, found: list[bytes | None] | None = None
            ) -> tuple[Any, bytes | None]:
     """The cached campaign facts and answer, each None on a miss (or a fence). ``found``:
-    the values of ``lookup_keys`` if already read (with the throttles' counters)."""
+    the values of ``lookup_keys`` as Redis holds them, if already read (with the
+    throttles' counters)."""
     if found is None:
-        found = cache.get_many(lookup_keys(slug, customer_id))
-    answer = found.get(answer_key(slug, customer_id))
-    return found.get(campaign_key(slug)), None if answer == FENCE else answer
+        values = cache.get_many(lookup_keys(slug, customer_id))
+        facts, answer = values.get(campaign_key(slug)), values.get(answer_key(slug, customer_id))
+    else:
+        decode = caches[DEFAULT_CACHE_ALIAS].client.decode
+        facts, answer = (None if value is None else decode(value) for value in found)
+    return facts, None if answer == FENCE else answer
 
 
 def cached_campaign(slug: str) -> Any:

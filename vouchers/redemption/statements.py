@@ -14,7 +14,7 @@ statement of the same transaction once the checkout has spent.
 # On one line: psycopg caches the parsing of a query's placeholders only up to 4,096 bytes,
 # and this statement with the audit append that follows it is longer when indented
 # (about 0.2 ms of parsing per checkout).
-CHECKOUT = " ".join("""
+_CHECKOUT = """
 WITH voucher AS (
     SELECT id, campaign_id, customer_id, category, balance_krw, single_use, min_order_krw,
            status, expires_at
@@ -78,6 +78,7 @@ SELECT c.refusal, c.forfeited, s.balance_after,
        c.id, c.campaign_id, c.customer_id, c.category, c.balance_krw, c.single_use,
        c.min_order_krw, c.status, c.expires_at
 FROM checked c LEFT JOIN spendable s ON true
-""".split())
+"""
+CHECKOUT = " ".join(_CHECKOUT.split())
 
 SPENT = "EXISTS (SELECT 1 FROM redemption_redemption WHERE id = %(id)s)"
