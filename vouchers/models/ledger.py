@@ -72,7 +72,7 @@ class LedgerTransaction(models.Model):
 class LedgerPosting(models.Model):
     transaction = models.ForeignKey(LedgerTransaction, on_delete=models.PROTECT)
     campaign_id = models.BigIntegerField()
-    category = models.SlugField(max_length=32)
+    category = models.SlugField(max_length=32, db_index=False)
     account = models.CharField(max_length=12, choices=Account.choices)
     voucher_id = models.BigIntegerField(null=True, blank=True)
     amount_krw = models.BigIntegerField()

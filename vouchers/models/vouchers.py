@@ -13,13 +13,14 @@ class VoucherStatus(models.TextChoices):
 
 
 class Voucher(models.Model):
-    campaign = models.ForeignKey("vouchers.Campaign", on_delete=models.PROTECT)
+    # Not indexed alone: the leading column of the one-per-customer-component constraint.
+    campaign = models.ForeignKey("vouchers.Campaign", on_delete=models.PROTECT, db_index=False)
     component = models.ForeignKey("vouchers.Component", on_delete=models.PROTECT)
     # The registry customer the voucher was issued for; never changes.
     registry_customer_id = models.BigIntegerField()
     # The holder: the registry customer, or the new account that claimed a closed one's.
     customer_id = models.BigIntegerField(db_index=True)
-    category = models.SlugField(max_length=32)
+    category = models.SlugField(max_length=32, db_index=False)
     amount_krw = models.BigIntegerField()
     # A cache of amount_krw minus the voucher's ledger postings (verify_ledger checks it).
     balance_krw = models.BigIntegerField()

@@ -39,7 +39,7 @@ class Redemption(models.Model):
     # Single-use only: the rest of the balance, which the order does not use.
     forfeited_krw = models.BigIntegerField(default=0)
     order_total_krw = models.BigIntegerField()
-    merchant_category = models.SlugField(max_length=32)
+    merchant_category = models.SlugField(max_length=32, db_index=False)
     status = models.CharField(max_length=18, choices=RedemptionStatus.choices)
     refunded_krw = models.BigIntegerField(default=0)
     created_at = models.DateTimeField()
