@@ -1,7 +1,7 @@
 """Indexes that nothing reads and every write maintains.
 
 ``category`` (a SlugField, indexed by default, with a ``LIKE`` twin) is never a filter on
-vouchers or postings; ``campaign_id`` alone is the leading column of the voucher's unique
+vouchers, postings or balances (whose unique key holds it); ``campaign_id`` alone is the leading column of the voucher's unique
 constraint and of the registry's primary key. Issuance wrote three entries into them per
 voucher, an import one per registry row, and a checkout four for its two postings and
 three more whenever the voucher's update could not stay on its page.
@@ -26,6 +26,10 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        drop_field_index(model_name="ledgerbalance", field_name="category",
+                         field=models.SlugField(db_index=False, max_length=32),
+                         table="vouchers_ledgerbalance", column="category",
+                         index="vouchers_ledgerbalance_category_3810af35", pattern_ops=True),
         drop_field_index(model_name="ledgerposting", field_name="category",
                          field=models.SlugField(db_index=False, max_length=32),
                          table="vouchers_ledgerposting", column="category",

@@ -98,7 +98,7 @@ class LedgerBalance(models.Model):
     SLOTS = 16
 
     campaign_id = models.BigIntegerField()
-    category = models.SlugField(max_length=32)
+    category = models.SlugField(max_length=32, db_index=False)
     account = models.CharField(max_length=12, choices=Account.choices)
     slot = models.SmallIntegerField()
     balance_krw = models.BigIntegerField(default=0)
