@@ -1,13 +1,24 @@
-"""``VoucherSerializer`` renders directly what DRF's generic field loop renders, for
-vouchers of every status, in every API that shows them."""
+"""``VoucherSerializer`` and ``EligibilitySerializer`` render directly what DRF's generic
+field loop renders: vouchers of every status, in every API that shows them; the answers of
+every kind of customer."""
 
 from __future__ import annotations
 
 import pytest
 from rest_framework import serializers
 
-from tests.eligibility.conftest import ACTIVE, CLOSED_A
+from tests.eligibility.conftest import (
+    ACTIVE,
+    CLOSED_A,
+    CLOSED_B,
+    DORMANT,
+    EXCLUDED,
+    NEW_ACCOUNT,
+    STRANGER,
+)
 from vouchers.api.serializers import VoucherSerializer
+from vouchers.eligibility import selectors
+from vouchers.eligibility.api import EligibilitySerializer, eligibility_answer
 from vouchers.models import Voucher, VoucherStatus
 
 pytestmark = pytest.mark.django_db
@@ -36,3 +47,16 @@ def test_the_check_and_the_list_show_the_same_vouchers(issued, customer_client):
         assert listed
         assert sorted(checked["vouchers"], key=lambda v: v["id"]) == sorted(
             listed, key=lambda v: v["id"])
+
+
+def test_the_eligibility_answer_renders_as_the_generic_loop_does(issued):
+    facts = selectors.campaign_facts(issued.slug)
+    answers = [eligibility_answer(facts, selectors.eligibility(facts, customer_id))
+               for customer_id in (ACTIVE, DORMANT, CLOSED_A, CLOSED_B, EXCLUDED, NEW_ACCOUNT,
+                                   STRANGER)]
+    assert {a["status"] for a in answers} >= {"issued", "claimable", "not_eligible"}
+    assert any(a["vouchers"] for a in answers) and any(a["account_status"] is None
+                                                      for a in answers)
+    for answer in answers:
+        generic = serializers.Serializer.to_representation(EligibilitySerializer(answer), answer)
+        assert EligibilitySerializer(answer).data == generic

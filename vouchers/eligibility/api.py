@@ -60,17 +60,28 @@ class EligibilitySerializer(serializers.Serializer):
     amount_krw = serializers.IntegerField()
     vouchers = VoucherSerializer(many=True)
 
+    def to_representation(self, answer: dict) -> dict:
+        """What the generic loop over the fields renders, without building the fields (a
+        deep copy of the nested voucher serializer per answer: a third of a first check's
+        Python); tests/eligibility/test_voucher_rendering.py holds the two equal."""
+        voucher = VoucherSerializer()
+        return {**answer, "vouchers": [voucher.to_representation(v) for v in answer["vouchers"]]}
 
-def _render_eligibility(campaign: CampaignFacts, found: selectors.Eligibility) -> bytes:
-    """The answer as the JSON body it is sent (and cached) as."""
-    return JSONRenderer().render(EligibilitySerializer({
+
+def eligibility_answer(campaign: CampaignFacts, found: selectors.Eligibility) -> dict:
+    return {
         "campaign": campaign.slug,
         "eligible": found.eligible,
         "status": found.status,
         "account_status": found.account_status if found.registered else None,
         "amount_krw": found.amount_krw(campaign.amount_krw),
         "vouchers": found.vouchers,
-    }).data)
+    }
+
+
+def _render_eligibility(campaign: CampaignFacts, found: selectors.Eligibility) -> bytes:
+    """The answer as the JSON body it is sent (and cached) as."""
+    return JSONRenderer().render(EligibilitySerializer(eligibility_answer(campaign, found)).data)
 
 
 class EligibilityView(APIView):
