@@ -35,7 +35,6 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
-from django.core.cache.backends.base import default_key_func
 from redis.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
@@ -159,14 +158,6 @@ def _phone(throttle: BaseThrottle, request) -> str | None:
         return None
 
 
-def _key_maker(backend) -> Callable[[str], str]:
-    """``backend.make_key``; with Django's default key function, the same string built
-    without a call through the backend per key."""
-    if backend.key_func is default_key_func:
-        return f"{backend.key_prefix}:{backend.version}:".__add__
-    return backend.make_key
-
-
 class WindowThrottle(BaseThrottle):
     """Counts the request against each (scope, caller identity) limit in ``limits``.
 
@@ -195,8 +186,7 @@ class WindowThrottle(BaseThrottle):
         if not keys and not reads:
             return True
         backend = caches[DEFAULT_CACHE_ALIAS]
-        make_key = _key_maker(backend)
-        keys = [make_key(key) for key in (*keys, *reads)]
+        keys = [backend.make_key(key) for key in (*keys, *reads)]
         try:
             replies = _count_windows(backend, keys, windows)
         except RedisError as exc:
