@@ -23,8 +23,10 @@ def _refuse_unknown(request, allowed: set[str] | frozenset[str]) -> None:
 
 
 def refuse_query(request) -> None:
-    """For views that take no query parameters: any is refused as unknown."""
-    _refuse_unknown(request, frozenset())
+    """For views that take no query parameters: any is refused as unknown (without a query
+    string, nothing is parsed: the eligibility check calls this on every hit)."""
+    if request.META.get("QUERY_STRING"):
+        _refuse_unknown(request, frozenset())
 
 
 def parse_query(

@@ -97,8 +97,7 @@ class EligibilityView(APIView):
 
     @extend_schema(responses=EligibilitySerializer)
     def get(self, request, slug: str):
-        if request.META.get("QUERY_STRING"):  # none: nothing to parse
-            refuse_query(request)
+        refuse_query(request)
         customer_id = request.user.customer_id
         cached_campaign, answer = cache.lookup(slug, customer_id,
                                                getattr(request, "throttle_reads", None))
