@@ -97,14 +97,15 @@ def _connection(backend) -> AbstractConnection:
 
 
 def _evalsha(connection: AbstractConnection, keys: list[str], windows: list[int]) -> list:
+    evalsha = ("EVALSHA", _COUNT_WINDOWS_SHA, len(keys), *keys, *windows)
     try:
         try:
-            connection.send_command("EVALSHA", _COUNT_WINDOWS_SHA, len(keys), *keys, *windows)
+            connection.send_command(*evalsha)
             return connection.read_response()
         except NoScriptError:
             connection.send_command("SCRIPT", "LOAD", _COUNT_WINDOWS)
             connection.read_response()
-            connection.send_command("EVALSHA", _COUNT_WINDOWS_SHA, len(keys), *keys, *windows)
+            connection.send_command(*evalsha)
             return connection.read_response()
     except RedisError:
         raise  # the connection is clean, or redis-py has closed it
