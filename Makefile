@@ -30,6 +30,7 @@ lint: $(STAMP)
 test: export REDIS_URL ?= redis://127.0.0.1:6379/2
 test: export CELERY_BROKER_URL ?= redis://127.0.0.1:6379/3
 test: services lint
+	scripts/ensure-browser
 	$(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/pytest
 

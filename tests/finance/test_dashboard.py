@@ -80,7 +80,7 @@ def browser():
 
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not (chromium and driver):
-        pytest.fail("Debian's chromium and chromium-driver are required (.ci/run installs them)")
+        pytest.fail("Debian's chromium and chromium-driver are required (make test installs them)")
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
