@@ -16,6 +16,8 @@ from vouchers.identifiers import public_voucher_id
 from vouchers.ledger.verification import verify_ledger
 from vouchers.models import LedgerPosting, Voucher
 from vouchers.redemption.models import Redemption, RedemptionEvent
+from vouchers.redemption.rules import RULES, refusal
+from vouchers.redemption.statements import CHECKOUT
 
 pytestmark = pytest.mark.django_db
 
@@ -252,3 +254,13 @@ def test_body_fields_come_back_as_sent(shop, checkout):
     assert {k: created[k] for k in ("order_id", "customer_id", "order_total_krw",
                                     "merchant_category")} == {
         k: body[k] for k in ("order_id", "customer_id", "order_total_krw", "merchant_category")}
+
+
+def test_each_rule_refuses_with_its_own_code():
+    """The statement names a rule by its code, the client gets the rule's problem: the two
+    must agree for every rule in the table."""
+    voucher = Voucher(status="revoked", category="eats", min_order_krw=1, balance_krw=0)
+    assert len({rule.code for rule in RULES}) == len(RULES)
+    for rule in RULES:
+        assert f"THEN '{rule.code}'" in CHECKOUT
+        assert refusal(rule.code, voucher).code == rule.code

@@ -14,9 +14,7 @@ Checkout itself (``create_redemption``, the hot path) does all of that in one st
 where the ORM took eight round trips and several times the CPU (profiled in
 bench/RESULTS.md "Redemption").
 
-Refusals are checked in this order: unknown voucher or another customer's (404), expired,
-not active (unclaimed, revoked), category, minimum order, balance (an exhausted voucher,
-balance 0, is ``insufficient_balance``).
+What checkout refuses, and in which order, is the rule table ``rules.RULES``.
 
 Where the won go (debit-positive postings, ``vouchers.models.ledger``):
 
@@ -56,7 +54,7 @@ from voucher_service.problems import ProblemError
 from vouchers.eligibility.cache import fence_answers, invalidate_eligibility
 from vouchers.ledger.posting import Posting, move, post_transaction
 from vouchers.models import Account, Reason, Voucher, VoucherStatus
-from vouchers.redemption import selectors
+from vouchers.redemption import rules, selectors
 from vouchers.redemption.models import EventKind, Redemption, RedemptionEvent
 from vouchers.redemption.models import RedemptionStatus as S
 from vouchers.redemption.statements import CHECKOUT, SPENT
@@ -92,26 +90,6 @@ def _loaded(model: type[Model], row: dict) -> Model:
     without a query of its own."""
     names = [f.attname for f in model._meta.concrete_fields if f.attname in row]
     return model.from_db(DEFAULT_DB_ALIAS, names, [row[name] for name in names])
-
-
-def _refusal(code: str, voucher: Voucher) -> ProblemError:
-    """The problem for a rule that ``CHECKOUT`` found the locked voucher to break."""
-    if code == "voucher_not_found":
-        return _not_found("voucher")
-    if code == "voucher_expired":
-        return _conflict(code, "The voucher has expired.")
-    if code == "voucher_not_active":
-        return _conflict(code, f"The voucher is {voucher.status}.",
-                         voucher_status=voucher.status)
-    if code == "category_mismatch":
-        return _conflict(code, f"The voucher is for {voucher.category} orders only.",
-                         voucher_category=voucher.category)
-    if code == "minimum_order_not_met":
-        return _conflict(code,
-                         f"The voucher needs an order of at least {voucher.min_order_krw} won.",
-                         min_order_krw=voucher.min_order_krw)
-    return _conflict(code, "The voucher's balance is too low.",
-                     balance_krw=voucher.balance_krw)
 
 
 def _fence_eligibility(voucher: Voucher) -> None:
@@ -222,7 +200,7 @@ def create_redemption(
             "refusal", "forfeited", "balance_after", "campaign_slug"))
         voucher = _loaded(Voucher, row)
         if refusal:
-            raise _refusal(refusal, voucher)
+            raise rules.refusal(refusal, voucher)
         event.appended(cursor)
     voucher.balance_krw = balance_after
     voucher.status = VoucherStatus.EXHAUSTED if balance_after == 0 else VoucherStatus.ACTIVE

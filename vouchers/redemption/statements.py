@@ -1,7 +1,7 @@
 """The checkout in one statement: the hot path of ``services.create_redemption``.
 
-The voucher row is locked first; ``refusal`` names the first rule the locked row breaks,
-in the order of ``services``' docstring. Only when it breaks none are the voucher spent,
+The voucher row is locked first; ``refusal`` names the first rule of ``rules.RULES`` the
+locked row breaks. Only when it breaks none are the voucher spent,
 the redemption and its event written and the ledger posted: the spending, and a
 single-use voucher's leftover as a forfeit transaction of its own. Data-modifying WITH
 parts run to the end although nothing reads them; each sees the locked row through
@@ -10,6 +10,8 @@ balance and the campaign's slug (for the eligibility fence) followed by the lock
 voucher's columns; no row when there is no such voucher. ``SPENT`` is true in a later
 statement of the same transaction once the checkout has spent.
 """
+
+from vouchers.redemption.rules import REFUSAL_SQL
 
 # On one line: psycopg caches the parsing of a query's placeholders only up to 4,096 bytes,
 # and this statement with the audit append that follows it is longer when indented
@@ -22,14 +24,7 @@ WITH voucher AS (
     FOR UPDATE
 ), checked AS (
     SELECT voucher.*,
-           CASE
-               WHEN customer_id <> %(customer_id)s THEN 'voucher_not_found'
-               WHEN status = 'expired' OR expires_at <= %(now)s THEN 'voucher_expired'
-               WHEN status NOT IN ('active', 'exhausted') THEN 'voucher_not_active'
-               WHEN category NOT IN ('all', %(merchant_category)s) THEN 'category_mismatch'
-               WHEN min_order_krw > %(order_total_krw)s THEN 'minimum_order_not_met'
-               WHEN balance_krw < %(amount_krw)s THEN 'insufficient_balance'
-           END AS refusal,
+           {refusal} AS refusal,
            CASE WHEN single_use THEN balance_krw - %(amount_krw)s ELSE 0 END AS forfeited
     FROM voucher
 ), spendable AS (
@@ -79,6 +74,6 @@ SELECT c.refusal, c.forfeited, s.balance_after,
        c.min_order_krw, c.status, c.expires_at
 FROM checked c LEFT JOIN spendable s ON true
 """
-CHECKOUT = " ".join(_CHECKOUT.split())
+CHECKOUT = " ".join(_CHECKOUT.split()).replace("{refusal}", REFUSAL_SQL)
 
 SPENT = "EXISTS (SELECT 1 FROM redemption_redemption WHERE id = %(id)s)"
