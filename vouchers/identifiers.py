@@ -36,13 +36,6 @@ def voucher_code_last4(voucher_id: int) -> str:
     return code_last4(voucher_code(voucher_id))
 
 
-def voucher_id_from_code(code: str) -> int | None:
-    try:
-        return decode_voucher_code(code, _key("code"))
-    except InvalidVoucherCode:
-        return None
-
-
 def public_voucher_id(voucher_id: int) -> str:
     return PUBLIC_ID_PREFIX + encode_voucher_code(voucher_id, _key("public-id"))
 

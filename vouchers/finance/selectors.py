@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
@@ -127,39 +128,56 @@ def redemptions(
     return rows.order_by("created_at", "id")
 
 
-EXPORT_COLUMNS = (
-    "redemption_id", "campaign", "voucher_id", "customer_id", "order_id", "merchant_category",
-    "status", "amount_krw", "forfeited_krw", "refunded_krw", "order_total_krw", "created_at",
-    "updated_at",
-)
+@dataclass(frozen=True)
+class ExportColumn:
+    """One column of the redemption export: its header, what the queryset reads for it
+    (a field path or an annotation), the PostgreSQL type psycopg's COPY loader parses it
+    as, and what Python makes of the loaded value, if anything."""
 
+    header: str
+    source: str
+    pg_type: str
+    convert: Callable[[Any], Any] | None = None
+
+
+EXPORT = (
+    ExportColumn("redemption_id", "id", "uuid"),
+    ExportColumn("campaign", "campaign__slug", "varchar"),
+    ExportColumn("voucher_id", "voucher_id", "int8", public_voucher_id),
+    ExportColumn("customer_id", "customer_id", "int8"),
+    ExportColumn("order_id", "order_id", "varchar"),
+    ExportColumn("merchant_category", "merchant_category", "varchar"),
+    ExportColumn("status", "status", "varchar"),
+    ExportColumn("amount_krw", "amount_krw", "int8"),
+    ExportColumn("forfeited_krw", "forfeited_krw", "int8"),
+    ExportColumn("refunded_krw", "refunded_krw", "int8"),
+    ExportColumn("order_total_krw", "order_total_krw", "int8"),
+    ExportColumn("created_at", "created_iso", "text"),
+    ExportColumn("updated_at", "updated_iso", "text"),
+)
+EXPORT_COLUMNS = tuple(column.header for column in EXPORT)
 
 # ISO 8601 in UTC, formatted by PostgreSQL.
 _ISO_UTC = """to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')"""
+_CONVERTED = [(i, column.convert) for i, column in enumerate(EXPORT) if column.convert]
 
 
-# The export's column types, in order, for psycopg's COPY row loader.
-_EXPORT_TYPES = ("uuid", "varchar", "int8", "int8", "varchar", "varchar", "varchar", "int8",
-                 "int8", "int8", "int8", "text", "text")
-
-
-def export_rows(rows: QuerySet[Redemption]) -> Iterator[tuple]:
-    """The CSV rows of ``rows`` in ``EXPORT_COLUMNS`` order, in flat memory whatever the
-    range: the queryset's own SQL runs as ``COPY (...) TO STDOUT``, which PostgreSQL
-    streams and psycopg parses in C a block at a time; Python adds only the public
-    voucher id. Holds the connection until the last row is read."""
+def export_rows(rows: QuerySet[Redemption]) -> Iterator[Sequence]:
+    """The CSV rows of ``rows`` in ``EXPORT`` order, in flat memory whatever the range: the
+    queryset's own SQL runs as ``COPY (...) TO STDOUT``, which PostgreSQL streams and
+    psycopg parses in C a block at a time; Python only converts the columns that say so
+    (the public voucher id). Holds the connection until the last row is read."""
     values = rows.annotate(
         created_iso=Func(F("created_at"), template=_ISO_UTC, output_field=CharField()),
         updated_iso=Func(F("updated_at"), template=_ISO_UTC, output_field=CharField()),
-    ).values_list(
-        "id", "campaign__slug", "voucher_id", "customer_id", "order_id", "merchant_category",
-        "status", "amount_krw", "forfeited_krw", "refunded_krw", "order_total_krw",
-        "created_iso", "updated_iso",
-    )
+    ).values_list(*(column.source for column in EXPORT))
     sql, params = values.query.sql_with_params()
     # The statement is Django's own compilation of the queryset; values are parameters.
     with connection.cursor() as cursor, cursor.cursor.copy(
             f"COPY ({sql}) TO STDOUT", params) as copy:  # nosec B608
-        copy.set_types(_EXPORT_TYPES)
+        copy.set_types([column.pg_type for column in EXPORT])
         for row in copy.rows():
-            yield (row[0], row[1], public_voucher_id(row[2]), *row[3:])
+            row = list(row)
+            for i, convert in _CONVERTED:
+                row[i] = convert(row[i])
+            yield row
