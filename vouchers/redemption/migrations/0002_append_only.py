@@ -1,4 +1,4 @@
-"""The database keeps redemptions append-only (DESIGN.md invariant 4).
+"""The database keeps redemptions append-only (docs/ARCHITECTURE.md, invariant 4).
 
 Events refuse UPDATE and DELETE (``refuse_change()``, as the ledger). A redemption refuses
 DELETE, any change to its facts, and any change of state but a forward step: authorized to
