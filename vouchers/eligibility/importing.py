@@ -154,8 +154,8 @@ def _read_header(source: BinaryIO) -> list[str]:
     except UnicodeDecodeError:
         fields = []
     header = [field.strip().lower() for field in fields]
-    if (len(set(header)) < len(header) or not set(q.COLUMNS) <= set(header)
-            or not set(header) <= {*q.COLUMNS, *q.OPTIONAL_COLUMNS}):
+    named, allowed = set(header), {*q.COLUMNS, *q.OPTIONAL_COLUMNS}
+    if len(named) < len(header) or not set(q.COLUMNS) <= named <= allowed:
         # The line is not echoed: a file without a header starts with a customer's data.
         raise RegistryFileRejected(
             "Line 1 must be the header naming the columns "
