@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from voucher_service.models import AuditEvent
 from voucher_service.phones import phone_hash
-from vouchers.models import Campaign, Component, RegistryEntry
+from vouchers.models import Campaign, Component, ExposedKind, RegistryEntry
+from vouchers.models.registry import exposed_kinds
 
 pytestmark = pytest.mark.django_db
 UNTIL = dt.datetime(2026, 4, 30, 23, 59, 59, tzinfo=dt.timezone(dt.timedelta(hours=9)))
@@ -114,6 +115,18 @@ def test_seed_demo_creates_the_demo_campaign_and_registry(capsys):
     closed = RegistryEntry.objects.get(campaign=campaign, customer_id=10)
     assert closed.account_closed_at is not None
     assert bytes(closed.phone_hash) == phone_hash("010-9000-0010", key=settings.PHONE_HASH_KEY)
+
+
+def test_seed_demo_customers_have_a_mix_of_exposed_kinds(capsys, customer_client):
+    run("seed_demo", capsys=capsys)
+    kinds = [exposed_kinds(mask) for mask in RegistryEntry.objects.values_list("exposed",
+                                                                                flat=True)]
+    assert {kind for of_one in kinds for kind in of_one} == set(ExposedKind.values)
+    assert 50 < kinds.count(()) < 300 and len(set(kinds)) >= 8
+    assert all("shipping_address" in of_one for of_one in kinds if "entrance_code" in of_one)
+    body = customer_client(6).get("/api/v1/campaigns/demo-2026/eligibility").json()
+    assert body["exposed"] == ["email", "entrance_code", "name", "phone", "shipping_address"]
+    assert len(body["advice"]) == 5
 
 
 def test_seed_demo_twice_changes_nothing(capsys):

@@ -66,7 +66,7 @@ def test_not_in_the_registry_or_excluded_is_not_eligible(campaign, customer_clie
     assert response.status_code == 200
     assert response.json() == {"campaign": "breach", "eligible": False,
                                "status": "not_eligible", "account_status": None,
-                               "amount_krw": 0, "vouchers": []}
+                               "amount_krw": 0, "exposed": [], "advice": [], "vouchers": []}
 
 
 @pytest.mark.parametrize(("customer_id", "account"), [(ACTIVE, "active"), (DORMANT, "dormant"),
@@ -74,7 +74,8 @@ def test_not_in_the_registry_or_excluded_is_not_eligible(campaign, customer_clie
 def test_registered_before_issuance_is_pending(campaign, customer_client, customer_id, account):
     body = check(customer_client, customer_id).json()
     assert body == {"campaign": "breach", "eligible": True, "status": "pending_issuance",
-                    "account_status": account, "amount_krw": AMOUNT, "vouchers": []}
+                    "account_status": account, "amount_krw": AMOUNT, "exposed": [],
+                    "advice": [], "vouchers": []}
 
 
 def test_issued_lists_the_vouchers(issued, customer_client):

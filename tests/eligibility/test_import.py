@@ -196,7 +196,7 @@ def test_a_line_that_is_no_csv_row_is_named_without_its_content(campaign):
     with pytest.raises(RegistryFileRejected) as caught:
         load(campaign, "1,active,,", "2,active,,010-4321-8765,extra")
     assert caught.value.detail == (
-        "line 3 is not a CSV row of the header's four columns; nothing was loaded.")
+        "line 3 is not a CSV row of the header's 4 columns; nothing was loaded.")
     assert not RegistryEntry.objects.exists()
 
 
@@ -207,7 +207,8 @@ def test_invalid_utf8_is_refused(campaign):
 
 
 @pytest.mark.parametrize("header", ["", "customer_id,account_status,phone",
-                                    "1,active,,010-1234-5678"])
+                                    "1,active,,010-1234-5678", f"{HEADER},exposed,exposed",
+                                    f"{HEADER},leaked", f"{HEADER},phone"])
 def test_a_file_without_the_header_is_refused_without_echoing_it(campaign, header):
     with pytest.raises(RegistryFileRejected) as caught:
         load(campaign, "2,active,,", header=header)

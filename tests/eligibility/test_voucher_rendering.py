@@ -1,6 +1,6 @@
 """``VoucherSerializer`` and ``EligibilitySerializer`` render directly what DRF's generic
 field loop renders: vouchers of every status, in every API that shows them; the answers of
-every kind of customer."""
+every kind of customer, with and without exposed data."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from tests.eligibility.conftest import (
 from vouchers.api.serializers import VoucherSerializer
 from vouchers.eligibility import selectors
 from vouchers.eligibility.api import EligibilitySerializer, eligibility_answer
-from vouchers.models import Voucher, VoucherStatus
+from vouchers.models import RegistryEntry, Voucher, VoucherStatus
+from vouchers.models.registry import EXPOSED_BITS
 
 pytestmark = pytest.mark.django_db
 
@@ -50,6 +51,9 @@ def test_the_check_and_the_list_show_the_same_vouchers(issued, customer_client):
 
 
 def test_the_eligibility_answer_renders_as_the_generic_loop_does(issued):
+    for customer_id, kinds in ((ACTIVE, list(EXPOSED_BITS)), (CLOSED_A, ["phone", "name"])):
+        RegistryEntry.objects.filter(campaign=issued, customer_id=customer_id).update(
+            exposed=sum(EXPOSED_BITS[kind] for kind in kinds))
     facts = selectors.campaign_facts(issued.slug)
     answers = [eligibility_answer(facts, selectors.eligibility(facts, customer_id))
                for customer_id in (ACTIVE, DORMANT, CLOSED_A, CLOSED_B, EXCLUDED, NEW_ACCOUNT,
@@ -57,6 +61,8 @@ def test_the_eligibility_answer_renders_as_the_generic_loop_does(issued):
     assert {a["status"] for a in answers} >= {"issued", "claimable", "not_eligible"}
     assert any(a["vouchers"] for a in answers) and any(a["account_status"] is None
                                                       for a in answers)
+    assert [len(a["exposed"]) for a in answers] == [6, 0, 2, 0, 0, 0, 0]
+    assert all(len(a["advice"]) == len(a["exposed"]) for a in answers)
     for answer in answers:
         generic = serializers.Serializer.to_representation(EligibilitySerializer(answer), answer)
         assert EligibilitySerializer(answer).data == generic

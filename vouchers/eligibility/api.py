@@ -22,7 +22,7 @@ from vouchers.api.serializers import VoucherSerializer
 from vouchers.eligibility import cache, selectors, services
 from vouchers.eligibility.selectors import CampaignFacts, Status
 from vouchers.identifiers import voucher_id_from_public
-from vouchers.models import AccountStatus, VoucherStatus
+from vouchers.models import AccountStatus, ExposedKind, VoucherStatus
 
 _MAX_CUSTOMER_ID = 2**63 - 1
 
@@ -50,6 +50,20 @@ def _opened(campaign: CampaignFacts) -> CampaignFacts:
     return campaign
 
 
+def _exposed_field(**kwargs) -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.ChoiceField(choices=ExposedKind.choices),
+        help_text="The kinds of this customer's data the leak exposed, sorted; empty for a "
+                  "customer not in the registry.", **kwargs)
+
+
+def _advice_field(**kwargs) -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.CharField(),
+        help_text="What to do: one plain sentence per exposed kind, in the order of "
+                  "`exposed`. Never a link.", **kwargs)
+
+
 class EligibilitySerializer(serializers.Serializer):
     campaign = serializers.SlugField()
     eligible = serializers.BooleanField()
@@ -58,6 +72,8 @@ class EligibilitySerializer(serializers.Serializer):
         Status.CLAIMED])
     account_status = serializers.ChoiceField(choices=AccountStatus.choices, allow_null=True)
     amount_krw = serializers.IntegerField()
+    exposed = _exposed_field()
+    advice = _advice_field()
     vouchers = VoucherSerializer(many=True)
 
     def to_representation(self, answer: dict) -> dict:
@@ -75,6 +91,8 @@ def eligibility_answer(campaign: CampaignFacts, found: selectors.Eligibility) ->
         "status": found.status,
         "account_status": found.account_status if found.registered else None,
         "amount_krw": found.amount_krw(campaign.amount_krw),
+        "exposed": list(found.exposed),
+        "advice": found.advice,
         "vouchers": found.vouchers,
     }
 
@@ -162,6 +180,8 @@ class CampaignStandingSerializer(serializers.Serializer):
     excluded = serializers.BooleanField(source="eligibility.excluded")
     vouchers_issued = serializers.IntegerField(source="eligibility.issued")
     amount_krw = serializers.SerializerMethodField()
+    exposed = _exposed_field(source="eligibility.exposed")
+    advice = _advice_field(source="eligibility.advice")
     claims = ClaimSerializer(many=True)
 
     def get_amount_krw(self, standing: selectors.CampaignStanding) -> int:

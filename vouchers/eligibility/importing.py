@@ -10,9 +10,10 @@ the registry in batches of short transactions. The SQL and the rules it enforces
   load and the bad ones are counted and reported. Problems name the line and the rule
   broken, never the line's content (it may hold a phone number).
 * Re-importing the same file writes nothing: a registry row is rewritten only where one
-  of its fields changed. A later file adds its new customers beside the ones already
-  there; nothing here touches vouchers. Once eligibility is open, the cached answers of
-  the customers added or changed are fenced after each batch commits.
+  of its fields changed (``exposed`` is one only when the file has that column). A later
+  file adds its new customers beside the ones already there; nothing here touches
+  vouchers. Once eligibility is open, the cached answers of the customers added or
+  changed are fenced after each batch commits.
 * The batches commit one by one: an import that dies half-way leaves some batches loaded,
   and running it again completes it (the same rows compare equal and are skipped).
 * One import per campaign at a time (a session advisory lock); a second one is refused.
@@ -105,7 +106,7 @@ def import_registry(
                 f"{invalid} of {rows} lines are invalid; nothing was loaded.",
                 problems=problems, invalid=invalid,
             )
-        inserted, updated = _upsert(campaign, pages, report)
+        inserted, updated = _upsert(campaign, pages, report, exposed="exposed" in header)
     registry_rows = RegistryEntry.objects.filter(campaign=campaign).count()
     result = ImportResult(rows=rows, invalid=invalid, inserted=inserted, updated=updated,
                           registry_rows=registry_rows, problems=problems)
@@ -153,11 +154,13 @@ def _read_header(source: BinaryIO) -> list[str]:
     except UnicodeDecodeError:
         fields = []
     header = [field.strip().lower() for field in fields]
-    if sorted(header) != sorted(q.COLUMNS):
+    named, allowed = set(header), {*q.COLUMNS, *q.OPTIONAL_COLUMNS}
+    if len(named) < len(header) or not set(q.COLUMNS) <= named <= allowed:
         # The line is not echoed: a file without a header starts with a customer's data.
         raise RegistryFileRejected(
             "Line 1 must be the header naming the columns "
-            f"{','.join(q.COLUMNS)} (in any order)."
+            f"{','.join(q.COLUMNS)} and optionally {','.join(q.OPTIONAL_COLUMNS)} "
+            "(in any order)."
         )
     return header
 
@@ -182,7 +185,7 @@ def _copy(source: BinaryIO, header: list[str], report: Progress) -> str:
         found = _COPY_LINE.search(exc.diag.context or "")
         where = f"line {int(found.group(1)) + 1}" if found else "the file"
         what = ("is not valid UTF-8" if isinstance(exc, pg_errors.CharacterNotInRepertoire)
-                else "is not a CSV row of the header's four columns")
+                else f"is not a CSV row of the header's {len(header)} columns")
         raise RegistryFileRejected(f"{where} {what}; nothing was loaded.") from None
     return digest.hexdigest()
 
@@ -216,8 +219,9 @@ def _first_problems(limit: int) -> tuple[LineProblem, ...]:
         return tuple(LineProblem(line=line, code=code) for line, code in cursor.fetchall())
 
 
-def _upsert(campaign: Campaign, pages: int, report: Progress) -> tuple[int, int]:
-    statement = q.upsert_batch(RegistryEntry._meta.db_table)
+def _upsert(campaign: Campaign, pages: int, report: Progress, *, exposed: bool
+            ) -> tuple[int, int]:
+    statement = q.upsert_batch(RegistryEntry._meta.db_table, exposed=exposed)
     imported_at = timezone.now()
     batches = range(0, pages, BATCH_PAGES)
     inserted = updated = 0

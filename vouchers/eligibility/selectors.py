@@ -15,6 +15,10 @@ Statuses, for customer C in a campaign:
 * C is not registered but holds vouchers claimed from a closed account: ``claimed``.
 * Otherwise ``not_eligible`` (``eligible: false``).
 
+What of C's data the leak exposed (``exposed``) comes from C's registry row whether or not
+an exclusion is in force: an exclusion withholds compensation, not the truth about the
+leak. C not in the registry: nothing known.
+
 A closed account's holder usually signs in with a *new* customer id that the registry
 does not know, and we hold no phone number to connect the two: that account sees
 ``not_eligible`` until it claims (the app offers the claim to everyone, and its start
@@ -30,8 +34,10 @@ from datetime import datetime
 from django.db import connection
 from django.db.models import QuerySet
 
+from vouchers.eligibility.advice import advice
 from vouchers.eligibility.models import Claim
 from vouchers.models import AccountStatus, Campaign, RegistryEntry, Voucher
+from vouchers.models.registry import exposed_kinds
 
 
 class Status:
@@ -63,6 +69,7 @@ def campaign_facts(slug: str) -> CampaignFacts | None:
 class Eligibility:
     customer_id: int
     account_status: str | None
+    exposed: tuple[str, ...]  # kinds, sorted
     excluded: bool
     issued: int
     unclaimed: int
@@ -94,6 +101,11 @@ class Eligibility:
     def eligible(self) -> bool:
         return self.status != Status.NOT_ELIGIBLE
 
+    @property
+    def advice(self) -> list[str]:
+        """What to do, a sentence per exposed kind, in the order of ``exposed``."""
+        return advice(self.exposed)
+
     def amount_krw(self, campaign_amount_krw: int) -> int:
         """What the customer is owed: the campaign's amount if registered, plus the face
         value of vouchers claimed from closed accounts."""
@@ -105,9 +117,9 @@ _VOUCHER_COLUMNS = ("id", "registry_customer_id", "customer_id", "category", "am
                     "balance_krw", "single_use", "min_order_krw", "status", "issued_at",
                     "expires_at")
 
-# The voucher columns are in the order of _VOUCHER_COLUMNS.
+# The voucher columns, from the seventh on, are in the order of _VOUCHER_COLUMNS.
 _ELIGIBILITY = """
-SELECT r.account_status,
+SELECT r.account_status, coalesce(r.exposed, 0),
        EXISTS (SELECT 1 FROM vouchers_exclusion e
                WHERE e.campaign_id = %(campaign)s AND e.customer_id = %(customer)s
                  AND e.lifted_at IS NULL),
@@ -135,14 +147,14 @@ def eligibility(campaign: CampaignFacts, customer_id: int) -> Eligibility:
     with connection.cursor() as cursor:
         cursor.execute(_ELIGIBILITY, {"campaign": campaign.id, "customer": customer_id})
         rows = cursor.fetchall()
-    account_status, excluded, issued, unclaimed, claimed = rows[0][:5]
+    account_status, exposed, excluded, issued, unclaimed, claimed = rows[0][:6]
     stub = Campaign(pk=campaign.id, slug=campaign.slug)
     vouchers = [
-        Voucher(campaign=stub, **dict(zip(_VOUCHER_COLUMNS, row[5:], strict=True)))
-        for row in rows if row[5] is not None
+        Voucher(campaign=stub, **dict(zip(_VOUCHER_COLUMNS, row[6:], strict=True)))
+        for row in rows if row[6] is not None
     ]
-    return Eligibility(customer_id, account_status, excluded, issued, unclaimed, claimed,
-                       vouchers)
+    return Eligibility(customer_id, account_status, exposed_kinds(exposed), excluded, issued,
+                       unclaimed, claimed, vouchers)
 
 
 def customer_vouchers(customer_id: int, *, campaign_slug: str | None = None,

@@ -7,7 +7,12 @@ from vouchers.models.ledger import (
     LedgerTransaction,
     Reason,
 )
-from vouchers.models.registry import AccountStatus, Exclusion, RegistryEntry
+from vouchers.models.registry import (
+    AccountStatus,
+    Exclusion,
+    ExposedKind,
+    RegistryEntry,
+)
 from vouchers.models.vouchers import Voucher, VoucherStatus
 
 __all__ = [
@@ -16,6 +21,7 @@ __all__ = [
     "Campaign",
     "Component",
     "Exclusion",
+    "ExposedKind",
     "LedgerBalance",
     "LedgerDaily",
     "LedgerPosting",

@@ -6,7 +6,8 @@ months out), eligibility open since the start of today. Its registry is customer
 1..3,000 loaded through the real import (a generated CSV): every tenth account closed,
 every seventh other one dormant, the rest active. Customer N's phone is 010-9000-NNNN,
 written in a different common format on each line; demo numbers only, never texted
-outside development (the SMS backend decides).
+outside development (the SMS backend decides). What leaked is mixed as in the real leak
+(``exposed_of``).
 """
 
 from __future__ import annotations
@@ -35,13 +36,31 @@ def status_of(customer_id: int) -> str:
     return "dormant" if customer_id % 7 == 0 else "active"
 
 
+def exposed_of(customer_id: int) -> str:
+    """Name and e-mail of nearly every account; the phone of three in four; the address
+    book of one in three, half of them with the building's entrance code (kept with the
+    address); the order history of one in five; nothing known of one in 25."""
+    if customer_id % 25 == 0:
+        return ""
+    kinds = ["name", "email"]
+    if customer_id % 4:
+        kinds.append("phone")
+    if customer_id % 3 == 0:
+        kinds.append("shipping_address")
+        if customer_id % 2 == 0:
+            kinds.append("entrance_code")
+    if customer_id % 5 == 0:
+        kinds.append("order_history")
+    return "|".join(kinds)
+
+
 def registry_lines() -> Iterator[str]:
-    yield "customer_id,account_status,account_closed_at,phone\n"
+    yield "customer_id,account_status,account_closed_at,phone,exposed\n"
     for cid in range(1, CUSTOMERS + 1):
         status = status_of(cid)
         closed_at = "2025-12-01T10:00:00+09:00" if status == "closed" else ""
         phone = PHONE_FORMATS[cid % len(PHONE_FORMATS)].format(cid)
-        yield f"{cid},{status},{closed_at},{phone}\n"
+        yield f"{cid},{status},{closed_at},{phone},{exposed_of(cid)}\n"
 
 
 def _demo_campaign() -> Campaign:

@@ -16,11 +16,14 @@ from vouchers.models import Campaign
 ACTOR = "command:import_eligibility"
 HELP = """Load a campaign's affected-customer registry from a CSV file.
 
-Header: customer_id,account_status,account_closed_at,phone (any order). customer_id: a
-positive integer, once per file. account_status: active, dormant or closed.
-account_closed_at: required for closed accounts, empty for the others; ISO 8601, read in
-Asia/Seoul when it has no offset. phone: optional; a Korean mobile number in any common
-format (010-1234-5678, +82 10 1234 5678, ...), stored only as a keyed hash.
+Header: customer_id,account_status,account_closed_at,phone and optionally exposed (any
+order). customer_id: a positive integer, once per file. account_status: active, dormant
+or closed. account_closed_at: required for closed accounts, empty for the others; ISO
+8601, read in Asia/Seoul when it has no offset. phone: optional; a Korean mobile number
+in any common format (010-1234-5678, +82 10 1234 5678, ...), stored only as a keyed hash.
+exposed: what of the customer's data the leak exposed, kinds joined by | from name,
+email, phone, shipping_address, entrance_code, order_history (any order), empty for
+nothing known; a file without the column leaves what is stored as it was.
 Re-importing a file changes nothing; a new file adds its new customers."""
 
 
