@@ -5,12 +5,15 @@ first; a later run issues the rest. Runs are driven as the workers drive them
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.db.models import Count
 from django.utils import timezone
 
 from tests.issuance.conftest import EXCLUDED, FOUR_VOUCHERS, STATUSES, drive
+from voucher_service.models import AuditEvent
 from vouchers.issuance import processing, selectors, services
 from vouchers.issuance.models import IssuanceChunk, IssuanceRun
 from vouchers.ledger.verification import verify_ledger
@@ -47,6 +50,11 @@ def _sets_are_whole(campaign) -> bool:
 def _chunks(run) -> list[tuple[int, int, int]]:
     return list(IssuanceChunk.objects.filter(run=run).order_by("lo")
                 .values_list("lo", "hi", "customers"))
+
+
+def _create(client, slug="breach", **body):
+    return client.post(f"/api/v1/campaigns/{slug}/issuance-runs", {"dry_run": False, **body},
+                       format="json")
 
 
 # -- a stage and the rest issue what one full run issues -----------------------------------
@@ -109,7 +117,7 @@ def test_a_stage_and_the_rest_issue_what_one_full_run_issues(make_campaign, load
         assert verify_ledger(campaign_id=campaign.pk).ok
 
 
-# -- what a stage takes ----------------------------------------------------------------------
+# -- what a stage takes --------------------------------------------------------------------
 
 def test_a_stage_takes_the_lowest_eligible_ids_and_its_chunks_cover_exactly_them(campaign):
     run = _run(campaign, max_customers=13)
@@ -200,7 +208,46 @@ def test_a_stage_never_issues_more_than_max_customers(make_campaign, load_regist
     assert verify_ledger(campaign_id=campaign.pk).ok
 
 
-# -- pause, resume, cancel ------------------------------------------------------------------
+# -- dry runs, progress --------------------------------------------------------------------
+
+def test_a_staged_dry_run_reports_the_stage(campaign, ops):
+    body = _create(ops, dry_run=True, max_customers=13).json()
+    assert body["status"] == "completed" and body["max_customers"] == 13
+    assert body["eligible_customers"] == 13
+    assert (body["dry_run_vouchers"], body["dry_run_total_krw"]) == (13 * 4, 13 * 50_000)
+    assert body["chunk_count"] == 2
+    assert not Voucher.objects.exists()
+    drive(_run(campaign, max_customers=13).pk)
+    rest = _create(ops, dry_run=True, max_customers=100).json()
+    left = len(ELIGIBLE_IDS) - 13
+    assert (rest["eligible_customers"], rest["dry_run_vouchers"]) == (left, left * 4)
+
+
+def test_progress_and_eta_count_against_the_stage(campaign, ops, ops2):
+    run_id = _create(ops, max_customers=25).json()["id"]
+    assert ops2.post(f"/api/v1/issuance-runs/{run_id}/approve").status_code == 200
+    drive(run_id, max_chunks=1)
+    IssuanceRun.objects.filter(pk=run_id).update(
+        started_at=timezone.now() - dt.timedelta(seconds=10))
+    run = selectors.get_run(run_id)
+    figures = selectors.progress(run, now=run.started_at + dt.timedelta(seconds=10))
+    assert (figures.customers_done, figures.vouchers_issued) == (10, 40)
+    assert figures.progress == pytest.approx(10 / 25)
+    assert figures.eta_seconds == 15  # 15 of the stage left at 1 customer/s
+    body = ops.get(f"/api/v1/issuance-runs/{run_id}").json()
+    assert body["eligible_customers"] == 25 and body["progress"] == pytest.approx(0.4)
+
+    # The chunk sent with the first one and still in flight, then the rest.
+    for chunk in IssuanceChunk.objects.filter(run_id=run_id, status="pending",
+                                              dispatched_at__isnull=False):
+        processing.process_chunk(chunk_id=chunk.pk, claim="in-flight")
+    assert drive(run_id).status == "completed"
+    body = ops.get(f"/api/v1/issuance-runs/{run_id}").json()
+    assert (body["progress"], body["eta_seconds"]) == (1.0, 0)
+    assert (body["customers_done"], body["vouchers_issued"]) == (25, 100)
+
+
+# -- pause, resume, cancel -----------------------------------------------------------------
 
 def test_pause_and_resume_a_stage(campaign):
     run = _run(campaign, max_customers=25)
@@ -223,3 +270,54 @@ def test_a_cancelled_stage_keeps_its_issue_and_the_next_stage_goes_on(campaign):
     assert following.eligible_customers == 25
     assert _issued(campaign) == set(ELIGIBLE_IDS[:35]) and _sets_are_whole(campaign)
     assert verify_ledger(campaign_id=campaign.pk).ok
+
+
+# -- the API and the command ---------------------------------------------------------------
+
+def test_the_run_answer_shows_max_customers(campaign, ops):
+    staged = _create(ops, max_customers=13)
+    assert staged.status_code == 201
+    assert staged.json()["max_customers"] == 13 and staged.json()["eligible_customers"] == 13
+    got = ops.get(f"/api/v1/issuance-runs/{staged.json()['id']}").json()
+    assert got["max_customers"] == 13
+    assert _create(ops).json()["max_customers"] is None
+    assert _create(ops, max_customers=None).json()["max_customers"] is None
+    event = AuditEvent.objects.get(action="issuance_run.created", target_id=got["id"])
+    assert event.payload["max_customers"] == 13
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, 13.0, True, False, "13", "all", [13], {"n": 13},
+                                   2**63])
+def test_max_customers_must_be_a_positive_integer(campaign, ops, value):
+    response = _create(ops, max_customers=value)
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "validation_error"
+    assert list(response.json()["errors"]) == ["max_customers"]
+    assert not IssuanceRun.objects.exists() and not IssuanceChunk.objects.exists()
+    assert not AuditEvent.objects.filter(action="issuance_run.created").exists()
+
+
+def test_the_schema_documents_max_customers(client):
+    schemas = client.get("/api/schema/?format=json").json()["components"]["schemas"]
+    asked = schemas["CreateRunRequest"]["properties"]["max_customers"]
+    assert (asked["type"], asked["minimum"], asked["nullable"]) == ("integer", 1, True)
+    shown = schemas["Run"]["properties"]["max_customers"]
+    assert (shown["type"], shown["nullable"]) == ("integer", True)
+
+
+def test_issue_vouchers_with_max_customers(campaign, settings):
+    settings.ALLOW_SELF_APPROVAL = True
+    out = io.StringIO()
+    call_command("issue_vouchers", "--campaign", campaign.slug, "--max-customers", "13",
+                 stdout=out)
+    run = IssuanceRun.objects.get(pk=out.getvalue().strip().splitlines()[-1])
+    assert (run.status, run.max_customers, run.eligible_customers) == ("queued", 13, 13)
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "ten", "1.5"])
+def test_issue_vouchers_refuses_a_bad_max_customers(campaign, settings, value):
+    settings.ALLOW_SELF_APPROVAL = True
+    with pytest.raises(CommandError, match="max-customers"):
+        call_command("issue_vouchers", "--campaign", campaign.slug, "--max-customers", value)
+    assert not IssuanceRun.objects.exists()
