@@ -143,6 +143,17 @@ def test_two_stages_in_a_row_issue_disjoint_lowest_id_sets(campaign):
     assert verify_ledger(campaign_id=campaign.pk).ok
 
 
+def test_stages_planned_side_by_side_overlap_and_issue_nothing_twice(campaign):
+    """Each stage is planned against what is issued when it is created: two created before
+    either runs take the same customers, and the second finds them issued."""
+    first, second = _run(campaign, max_customers=13), _run(campaign, max_customers=13)
+    assert _chunks(first) == _chunks(second)
+    assert drive(first.pk).status == "completed"
+    assert drive(second.pk).status == "completed"
+    assert selectors.progress(selectors.get_run(second.pk)).vouchers_issued == 0
+    assert _issued(campaign) == set(ELIGIBLE_IDS[:13]) and _sets_are_whole(campaign)
+
+
 def test_a_stage_when_fewer_than_max_customers_remain(campaign):
     drive(_run(campaign, max_customers=50).pk)
     last = drive(_run(campaign, max_customers=20).pk)

@@ -52,7 +52,10 @@ def create_run(
     what a run would issue now and is completed at once (nothing to approve).
 
     With ``max_customers`` the run is a stage: at most that many customers not yet issued,
-    lowest ids first, counted as the run's eligible customers (its dry run counts them)."""
+    lowest ids first, counted as the run's eligible customers (its dry run counts them).
+    A stage is planned against what is issued when it is created: one created while an
+    earlier run is unfinished may take the same customers, and then issues fewer (never
+    twice); create the next stage once the last one has completed."""
     run = IssuanceRun.objects.create(
         campaign=campaign, dry_run=dry_run_only, created_by=actor,
         chunk_size=settings.ISSUANCE_CHUNK_SIZE, max_customers=max_customers,
