@@ -1,7 +1,8 @@
 """A stateful model test of the whole money path, through the real services.
 
 Hypothesis drives a ``RuleBasedStateMachine`` over one fresh campaign per example: registry
-imports (CSV, closed accounts with phones in several formats), issuance runs, claims of
+imports (CSV, closed accounts with phones in several formats), issuance runs (full, and
+staged: the lowest ids not yet issued, up to a ``max_customers`` it draws), claims of
 closed accounts (start, the code from the SMS file backend, confirm), checkout (authorize
 or capture, capture, void, partial and full refunds), expiry, revocation, the hold
 timeout, and races in real threads on their own connections (checkouts on one voucher,
@@ -116,7 +117,7 @@ MUST_REACH = {
     "authorize: done", "capture at once: done", "capture: done", "void: done",
     "refund: done", "claim: vouchers to move", "expire: some due", "revoke: created",
     "race checkouts: done", "race checkouts: insufficient_balance", "race refunds: done",
-    "race revocation: done",
+    "race revocation: done", "stage: some left",
 }
 
 
@@ -348,8 +349,24 @@ class MoneyPath(RuleBasedStateMachine):
         """A run approved by a second operator and driven to the end: every registry
         customer not revoked and not yet issued gets one voucher per component, the
         others nothing more."""
-        due = set(self.lines) - self.issued - self.revoked
-        run = issuance.create_run(campaign=self.campaign, actor="ops-a", dry_run_only=False)
+        self.run_issuance(set(self.lines) - self.issued - self.revoked)
+
+    @precondition(lambda self: set(self.lines) - self.issued - self.revoked)
+    @rule(max_customers=st.integers(1, 4))
+    def issue_stage(self, max_customers):
+        """A staged run: only the lowest ``max_customers`` ids of those a full run would
+        issue get their vouchers; the run counts them as its eligible customers."""
+        waiting = sorted(set(self.lines) - self.issued - self.revoked)
+        reached[f"stage: {'some left' if len(waiting) > max_customers else 'all due'}"] += 1
+        self.run_issuance(set(waiting[:max_customers]), max_customers=max_customers)
+
+    def run_issuance(self, due: set[int], *, max_customers: int | None = None) -> None:
+        """Creates, approves and drives a run; books the vouchers it issued, which must be
+        exactly one per component for each customer in ``due``."""
+        run = issuance.create_run(campaign=self.campaign, actor="ops-a", dry_run_only=False,
+                                  max_customers=max_customers)
+        if max_customers is not None:
+            assert run.eligible_customers == len(due)
         issuance.approve_run(run_id=run.pk, actor="ops-b")
         assert drive(run.pk).status == "completed"
         new = (Voucher.objects.filter(campaign=self.campaign).exclude(pk__in=list(self.vouchers))

@@ -42,8 +42,9 @@ class ChunkInline(admin.TabularInline):
 
 @admin.register(IssuanceRun)
 class IssuanceRunAdmin(ReadOnlyAdmin):
-    list_display = ["id", "campaign", "status", "dry_run", "created_by", "approved_by",
-                    "eligible_customers", "progress_bar", "started_at", "finished_at"]
+    list_display = ["id", "campaign", "status", "dry_run", "max_customers", "created_by",
+                    "approved_by", "eligible_customers", "progress_bar", "started_at",
+                    "finished_at"]
     list_filter = ["status", "dry_run"]
     readonly_fields = [f.name for f in IssuanceRun._meta.fields] + ["progress_bar"]
     inlines = [ChunkInline]

@@ -7,6 +7,7 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from voucher_service.fields import StrictIntegerField
 from voucher_service.pagination import IdCursorPagination
 from voucher_service.permissions import IsOperations
 from voucher_service.problems import ProblemError
@@ -27,7 +28,7 @@ class RunSerializer(serializers.ModelSerializer):
     class Meta:
         model = IssuanceRun
         fields = [
-            "id", "campaign", "status", "dry_run", "created_by", "approved_by",
+            "id", "campaign", "status", "dry_run", "max_customers", "created_by", "approved_by",
             "eligible_customers", "vouchers_issued", "customers_done", "progress",
             "started_at", "finished_at", "eta_seconds",
             "created_at", "approved_at", "chunk_size", "chunk_count", "dry_run_vouchers",
@@ -57,6 +58,10 @@ def _render(run_id, status_code: int = status.HTTP_200_OK) -> Response:
 
 class CreateRunSerializer(serializers.Serializer):
     dry_run = serializers.BooleanField(default=False)
+    max_customers = StrictIntegerField(
+        min_value=1, max_value=2**63 - 1, required=False, allow_null=True, default=None,
+        help_text="A staged run: at most this many of the customers not yet issued, lowest "
+                  "customer ids first. Absent or null: every eligible customer.")
 
 
 class NewestFirst(IdCursorPagination):
@@ -76,7 +81,8 @@ class CampaignRunsView(generics.ListAPIView):
         body = CreateRunSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         run = services.create_run(campaign=campaign_by_slug(slug), actor=request.user.audit_name,
-                                  dry_run_only=body.validated_data["dry_run"])
+                                  dry_run_only=body.validated_data["dry_run"],
+                                  max_customers=body.validated_data["max_customers"])
         return _render(run.pk, status.HTTP_201_CREATED)
 
 

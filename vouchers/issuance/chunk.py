@@ -17,6 +17,13 @@ already hold vouchers (re-runs, late additions) take that form directly.
 Before the statement the transaction takes the campaign's issuance lock in shared mode; a
 revocation takes it exclusively, so an exclusion it commits is seen by every chunk that
 starts later and a chunk in flight finishes before the revocation looks for vouchers.
+
+A chunk of a staged run is given a ``limit``, the customers planned for it: it issues the
+lowest ids of its range still owed a voucher (``NOT_YET_ISSUED``) when it runs, at most
+that many. So a stage never issues more than its ``max_customers``, whatever joins the
+registry between planning and issuing: a customer added inside a chunk's range with an id
+below the chunk's last planned one is issued in place of that last one; one added above
+it waits for the next run, like the planned customers it displaced.
 """
 
 from __future__ import annotations
@@ -36,6 +43,18 @@ class ChunkResult:
     amount_krw: int
 
 
+# A registry row ``r`` still owed a voucher: some component of its campaign has none for it.
+# Exactly what the chunk statement's ON CONFLICT leaves to insert; planning a stage and
+# its dry run select by it too.
+NOT_YET_ISSUED = """EXISTS (
+          SELECT 1 FROM vouchers_component owed
+          WHERE owed.campaign_id = r.campaign_id AND NOT EXISTS (
+              SELECT 1 FROM vouchers_voucher held
+              WHERE held.campaign_id = r.campaign_id
+                AND held.registry_customer_id = r.customer_id AND held.component_id = owed.id
+          )
+      )"""
+
 _ISSUE_CHUNK = """
 WITH issued AS (
     INSERT INTO vouchers_voucher (
@@ -48,15 +67,18 @@ WITH issued AS (
            CASE WHEN r.account_status = 'closed' THEN 'unclaimed' ELSE 'active' END,
            now(), coalesce(c.expires_at, now() + make_interval(days => c.valid_days)),
            %(run_id)s
-    FROM vouchers_registryentry r
+    FROM (
+        SELECT r.campaign_id, r.customer_id, r.account_status
+        FROM vouchers_registryentry r
+        WHERE r.campaign_id = %(campaign_id)s
+          AND r.customer_id >= %(lo)s AND r.customer_id < %(hi)s
+          AND NOT EXISTS (
+              SELECT 1 FROM vouchers_exclusion e
+              WHERE e.campaign_id = r.campaign_id AND e.customer_id = r.customer_id
+                AND e.lifted_at IS NULL
+          ){stage}
+    ) r
     JOIN vouchers_component c ON c.campaign_id = r.campaign_id
-    WHERE r.campaign_id = %(campaign_id)s
-      AND r.customer_id >= %(lo)s AND r.customer_id < %(hi)s
-      AND NOT EXISTS (
-          SELECT 1 FROM vouchers_exclusion e
-          WHERE e.campaign_id = r.campaign_id AND e.customer_id = r.customer_id
-            AND e.lifted_at IS NULL
-      )
     ORDER BY r.customer_id, c.id
     {on_conflict}
     RETURNING id, registry_customer_id, category, amount_krw, status
@@ -100,9 +122,16 @@ SELECT coalesce(sum(n), 0), (SELECT count(DISTINCT registry_customer_id) FROM is
        coalesce(sum(total), 0)
 FROM totals
 """
-_PLAIN = _ISSUE_CHUNK.format(on_conflict="")
-_IDEMPOTENT = _ISSUE_CHUNK.format(
-    on_conflict="ON CONFLICT (campaign_id, registry_customer_id, component_id) DO NOTHING")
+_ON_CONFLICT = "ON CONFLICT (campaign_id, registry_customer_id, component_id) DO NOTHING"
+_STAGE = f"""
+          AND {NOT_YET_ISSUED}
+        ORDER BY r.customer_id LIMIT %(limit)s"""
+# (plain, idempotent) forms, by whether the chunk has a limit.
+_FORMS = {
+    staged: (_ISSUE_CHUNK.format(stage=stage, on_conflict=""),
+             _ISSUE_CHUNK.format(stage=stage, on_conflict=_ON_CONFLICT))
+    for staged, stage in ((False, ""), (True, _STAGE))
+}
 
 _RANGE_ISSUED = """
 SELECT EXISTS (
@@ -129,12 +158,12 @@ def _duplicate_voucher(exc: IntegrityError) -> bool:
     return getattr(diag, "constraint_name", None) == ONE_PER_CUSTOMER_COMPONENT
 
 
-def _issue_fresh_range(cursor, params: dict) -> tuple | None:
+def _issue_fresh_range(cursor, plain: str, params: dict) -> tuple | None:
     """The plain INSERT, in a savepoint; None if another transaction issued into the range
     first (the caller then runs the idempotent form)."""
     try:
         with transaction.atomic():
-            cursor.execute(_PLAIN, params)
+            cursor.execute(plain, params)
             return cursor.fetchone()
     except IntegrityError as exc:
         if not _duplicate_voucher(exc):
@@ -143,17 +172,20 @@ def _issue_fresh_range(cursor, params: dict) -> tuple | None:
 
 
 def issue_chunk(
-    *, campaign_id: int, lo: int, hi: int, run_id: UUID | None, chunk_id: int | None
+    *, campaign_id: int, lo: int, hi: int, run_id: UUID | None, chunk_id: int | None,
+    limit: int | None = None,
 ) -> ChunkResult:
-    """Issues the chunk in its own short transaction (or the caller's, if one is open)."""
+    """Issues the chunk in its own short transaction (or the caller's, if one is open); with
+    ``limit``, to at most that many customers of the range not yet issued, lowest ids first."""
     params = {"campaign_id": campaign_id, "lo": lo, "hi": hi, "run_id": run_id,
-              "chunk_id": chunk_id}
+              "chunk_id": chunk_id, "limit": limit}
+    plain, idempotent = _FORMS[limit is not None]
     with transaction.atomic(), connection.cursor() as cursor:
         lock_campaign_issuance(campaign_id, shared=True)
         cursor.execute(_RANGE_ISSUED, params)
-        row = None if cursor.fetchone()[0] else _issue_fresh_range(cursor, params)
+        row = None if cursor.fetchone()[0] else _issue_fresh_range(cursor, plain, params)
         if row is None:
-            cursor.execute(_IDEMPOTENT, params)
+            cursor.execute(idempotent, params)
             row = cursor.fetchone()
     vouchers, customers, amount = row
     return ChunkResult(vouchers_issued=int(vouchers), customers_issued=customers,

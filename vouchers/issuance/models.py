@@ -34,13 +34,18 @@ class IssuanceRun(models.Model):
     status = models.CharField(max_length=16, choices=RunStatus.choices,
                               default=RunStatus.PENDING_APPROVAL)
     dry_run = models.BooleanField(default=False)
+    max_customers = models.BigIntegerField(
+        null=True, blank=True,
+        help_text="A staged run: at most this many customers not yet issued, lowest customer "
+                  "ids first. Null: every eligible customer.")
     created_by = models.CharField(max_length=120)
     approved_by = models.CharField(max_length=120, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     approved_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    # Counted when the run is planned: registry customers without an exclusion in force.
+    # Counted when the run is planned: registry customers without an exclusion in force
+    # (of a staged run, the stage's customers).
     eligible_customers = models.BigIntegerField(default=0)
     chunk_size = models.PositiveIntegerField()
     chunk_count = models.PositiveIntegerField(default=0)
@@ -55,6 +60,8 @@ class IssuanceRun(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(status__in=RunStatus.values),
                                    name="issuance_run_status_valid"),
+            models.CheckConstraint(condition=Q(max_customers__gt=0),
+                                   name="issuance_run_max_customers_positive"),
         ]
         indexes = [
             models.Index(fields=["campaign", "-created_at"], name="issuance_run_campaign"),

@@ -114,8 +114,10 @@ def process_chunk(*, chunk_id: int, claim: str) -> UUID | None:
                  .filter(pk=chunk_id, status=ChunkStatus.RUNNING, claimed_by=claim).first())
         if chunk is None:  # recovered meanwhile and taken by another worker
             return None
+        staged = chunk.run.max_customers is not None
         result = issue_chunk(campaign_id=chunk.run.campaign_id, lo=chunk.lo, hi=chunk.hi,
-                             run_id=chunk.run_id, chunk_id=chunk.pk)
+                             run_id=chunk.run_id, chunk_id=chunk.pk,
+                             limit=chunk.customers if staged else None)
         chunk.status = ChunkStatus.DONE
         chunk.finished_at = timezone.now()
         chunk.vouchers_issued = result.vouchers_issued

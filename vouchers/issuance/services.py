@@ -45,15 +45,23 @@ def request_dispatch(run_id: UUID) -> None:
 
 
 @transaction.atomic
-def create_run(*, campaign: Campaign, actor: str, dry_run_only: bool) -> IssuanceRun:
+def create_run(
+    *, campaign: Campaign, actor: str, dry_run_only: bool, max_customers: int | None = None
+) -> IssuanceRun:
     """A real run is planned into chunks and waits for approval; a dry run only counts
-    what a run would issue now and is completed at once (nothing to approve)."""
+    what a run would issue now and is completed at once (nothing to approve).
+
+    With ``max_customers`` the run is a stage: at most that many customers not yet issued,
+    lowest ids first, counted as the run's eligible customers (its dry run counts them).
+    A stage is planned against what is issued when it is created: one created while an
+    earlier run is unfinished may take the same customers, and then issues fewer (never
+    twice); create the next stage once the last one has completed."""
     run = IssuanceRun.objects.create(
         campaign=campaign, dry_run=dry_run_only, created_by=actor,
-        chunk_size=settings.ISSUANCE_CHUNK_SIZE,
+        chunk_size=settings.ISSUANCE_CHUNK_SIZE, max_customers=max_customers,
     )
     if dry_run_only:
-        counted = dry_run(campaign_id=campaign.pk)
+        counted = dry_run(campaign_id=campaign.pk, max_customers=max_customers)
         now = timezone.now()
         run.eligible_customers = counted.eligible_customers
         run.chunk_count = -(-counted.eligible_customers // run.chunk_size)
@@ -62,13 +70,14 @@ def create_run(*, campaign: Campaign, actor: str, dry_run_only: bool) -> Issuanc
         run.status = S.COMPLETED
         run.started_at = run.finished_at = now
     else:
-        plan = plan_chunks(run_id=run.pk, campaign_id=campaign.pk, chunk_size=run.chunk_size)
+        plan = plan_chunks(run_id=run.pk, campaign_id=campaign.pk, chunk_size=run.chunk_size,
+                           max_customers=max_customers)
         run.eligible_customers = plan.eligible_customers
         run.chunk_count = plan.chunks
     run.save()
     _audit(run, actor=actor, action="created", dry_run=dry_run_only,
-           eligible_customers=run.eligible_customers, chunks=run.chunk_count,
-           dry_run_total_krw=run.dry_run_total_krw)
+           max_customers=max_customers, eligible_customers=run.eligible_customers,
+           chunks=run.chunk_count, dry_run_total_krw=run.dry_run_total_krw)
     return run
 
 
