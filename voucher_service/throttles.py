@@ -31,7 +31,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from django.conf import settings
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
@@ -162,16 +162,28 @@ def _phone(throttle: BaseThrottle, request) -> str | None:
 class WindowThrottle(BaseThrottle):
     """Counts the request against each (scope, caller identity) limit in ``limits``.
 
-    A view with a ``throttle_reads(request)`` method names cache keys (as given to Django's
-    cache) to read in the same round trip; their values as Redis holds them (encoded by the
-    cache backend; None where missing), in the order of the keys, are left in
-    ``request.throttle_reads``. Without Redis that attribute is not set.
+    As a view's ``throttle_classes`` it counts in DRF's check. A view that also reads the
+    cache calls ``enforce`` itself instead, naming the keys (as given to Django's cache) to
+    read in the same Redis round trip: it gets their values back as Redis holds them
+    (encoded by the cache backend; None where missing), or None without Redis.
     """
 
     limits: tuple[tuple[str, Callable[[BaseThrottle, object], str | None]], ...] = ()
 
     def allow_request(self, request, view) -> bool:
-        self._wait: int | None = None
+        self._count(request, ())
+        return not self._refused
+
+    def enforce(self, request, view, *, reads: Sequence[str] = ()) -> list | None:
+        """Counts the request, refuses it over a limit (429 with ``Retry-After``) as DRF's
+        check would, and returns the values of ``reads``."""
+        values = self._count(request, reads)
+        if self._refused:
+            view.throttled(request, self._wait)
+        return values
+
+    def _count(self, request, reads: Sequence[str]) -> list | None:
+        self._refused, self._wait = False, None
         rates = api_settings.DEFAULT_THROTTLE_RATES
         keys, windows, allowed = [], [], []
         for scope, identify in self.limits:
@@ -183,23 +195,21 @@ class WindowThrottle(BaseThrottle):
             keys.append(f"throttle:{scope}:{ident}")
             windows.append(seconds)
             allowed.append(count)
-        reads = view.throttle_reads(request) if hasattr(view, "throttle_reads") else ()
         if not keys and not reads:
-            return True
+            return []
         backend = caches[DEFAULT_CACHE_ALIAS]
         keys = [backend.make_key(key) for key in (*keys, *reads)]
         try:
             replies = _count_windows(backend, keys, windows)
         except RedisError as exc:
             logger.warning("throttles unavailable, failing open: %s", type(exc).__name__)
-            return True
+            return None
         counted = 2 * len(windows)
-        request.throttle_reads = replies[counted:]
         over = [ttl for limit, count, ttl in zip(allowed, replies[0:counted:2],
                                                   replies[1:counted:2], strict=True)
                 if count > limit]
-        self._wait = max(over, default=None)
-        return not over
+        self._refused, self._wait = bool(over), max(over, default=None)
+        return replies[counted:]
 
     def wait(self) -> int | None:
         return self._wait

@@ -107,18 +107,16 @@ class EligibilityView(APIView):
     is cached as its rendered JSON body, so a hit sends the bytes Redis returned."""
 
     permission_classes = [IsCustomer]
-    throttle_classes = [CheckThrottle]
-
-    def throttle_reads(self, request) -> list[str]:
-        """The cache is read in the throttles' Redis round trip: a hit costs one."""
-        return cache.lookup_keys(self.kwargs["slug"], request.user.customer_id)
+    # Counted in ``get``, in the same Redis round trip as the cache read: a hit costs one.
+    throttle_classes = []
 
     @extend_schema(responses=EligibilitySerializer)
     def get(self, request, slug: str):
-        refuse_query(request)
         customer_id = request.user.customer_id
-        cached_campaign, answer = cache.lookup(slug, customer_id,
-                                               getattr(request, "throttle_reads", None))
+        found = CheckThrottle().enforce(request, self,
+                                        reads=cache.lookup_keys(slug, customer_id))
+        refuse_query(request)
+        cached_campaign, answer = cache.lookup(slug, customer_id, found)
         if cached_campaign is None:
             cached_campaign = _campaign(slug)
         campaign = _opened(cached_campaign)

@@ -3,8 +3,9 @@
 What is cached, per (campaign, customer): the whole answer as its rendered JSON body,
 vouchers included, so that a hit costs no PostgreSQL, JSON encoding or serializer at all;
 the campaign's opening time and amount ride along under their own key. Both keys
-(``lookup_keys``) are read in the throttles' Redis round trip (the check view's
-``throttle_reads``), so a hit is one Redis command; ``lookup`` reads them itself otherwise.
+(``lookup_keys``) are read in the throttles' Redis round trip (the check view passes
+them to ``CheckThrottle.enforce``), so a hit is one Redis command; ``lookup`` reads them
+itself otherwise.
 Every writer that changes an answer calls ``invalidate_eligibility`` after its commit:
 issuance (per chunk), claims and re-joins, revocations, redemptions, expiry, registry
 imports into an open campaign; ``ELIGIBILITY_CACHE_SECONDS`` bounds what a missed call
