@@ -47,9 +47,12 @@ def test_revocation_withdraws_unspent_vouchers(issued, ops):
                                       balance_krw__gt=0).exists()
     revoked = LedgerPosting.objects.filter(account="revoked")
     assert sum(p.amount_krw for p in revoked) == -45_000
-    assert Exclusion.objects.filter(customer_id=1, lifted_at__isnull=True).exists()
+    exclusion = Exclusion.objects.get(customer_id=1, lifted_at__isnull=True)
     assert AuditEvent.objects.filter(action="revocation.created", target_id=str(body["id"])
                                      ).exists()
+    # The exclusion is made by the exclusion service, so it has its own audit event.
+    assert AuditEvent.objects.filter(action="exclusion.created",
+                                     target_id=str(exclusion.pk)).exists()
     assert verify_ledger(campaign_id=issued.pk).ok
 
 

@@ -24,14 +24,14 @@ from collections.abc import Iterable
 from uuid import UUID
 
 from django.conf import settings
-from django.db.models import Exists, F, OuterRef, QuerySet
+from django.db.models import F, QuerySet
 
 from vouchers.eligibility.models import Claim, ClaimChallenge
+from vouchers.eligibility.registered import excluded
 from vouchers.ledger.posting import move, post_transaction
 from vouchers.models import (
     Account,
     AccountStatus,
-    Exclusion,
     Reason,
     RegistryEntry,
     Voucher,
@@ -60,13 +60,10 @@ def code_matches(challenge: ClaimChallenge, code: str) -> bool:
 def closed_accounts(*, campaign_ids: Iterable[int], phone_hash: bytes) -> QuerySet:
     """Registry ids of the closed accounts with this phone, no exclusion in force (the
     partial index on (campaign, phone_hash) of closed accounts finds them)."""
-    excluded = Exclusion.objects.filter(campaign_id=OuterRef("campaign_id"),
-                                        customer_id=OuterRef("customer_id"),
-                                        lifted_at__isnull=True)
     return (RegistryEntry.objects
             .filter(campaign_id__in=list(campaign_ids), account_status=AccountStatus.CLOSED,
                     phone_hash=phone_hash)
-            .exclude(Exists(excluded))
+            .exclude(excluded())
             .values("customer_id"))
 
 

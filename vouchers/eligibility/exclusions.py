@@ -18,7 +18,8 @@ from django.utils import timezone
 from voucher_service.audit import record_event
 from voucher_service.problems import ProblemError
 from vouchers.eligibility.cache import invalidate_eligibility
-from vouchers.issuance.chunk import lock_campaign_issuance
+from vouchers.eligibility.registered import in_force as in_force_q
+from vouchers.eligibility.registered import lock_campaign_issuance
 from vouchers.models import Campaign, Exclusion
 
 
@@ -29,7 +30,7 @@ def campaign_exclusions(
     if customer_id is not None:
         exclusions = exclusions.filter(customer_id=customer_id)
     if in_force is not None:
-        exclusions = exclusions.filter(lifted_at__isnull=in_force)
+        exclusions = exclusions.filter(in_force_q) if in_force else exclusions.exclude(in_force_q)
     return exclusions
 
 

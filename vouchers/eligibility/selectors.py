@@ -36,6 +36,7 @@ from django.db.models import QuerySet
 
 from vouchers.eligibility.advice import advice
 from vouchers.eligibility.models import Claim
+from vouchers.eligibility.registered import exclusion_in_force
 from vouchers.models import AccountStatus, Campaign, RegistryEntry, Voucher
 from vouchers.models.registry import exposed_kinds
 
@@ -118,11 +119,9 @@ _VOUCHER_COLUMNS = ("id", "registry_customer_id", "customer_id", "category", "am
                     "expires_at")
 
 # The voucher columns, from the seventh on, are in the order of _VOUCHER_COLUMNS.
-_ELIGIBILITY = """
+_ELIGIBILITY_TEMPLATE = """
 SELECT r.account_status, coalesce(r.exposed, 0),
-       EXISTS (SELECT 1 FROM vouchers_exclusion e
-               WHERE e.campaign_id = %(campaign)s AND e.customer_id = %(customer)s
-                 AND e.lifted_at IS NULL),
+       {excluded},
        own.issued, own.unclaimed,
        EXISTS (SELECT 1 FROM eligibility_claim c
                WHERE c.campaign_id = %(campaign)s AND c.registry_customer_id = %(customer)s),
@@ -139,6 +138,8 @@ CROSS JOIN LATERAL (
 LEFT JOIN vouchers_voucher v ON v.campaign_id = %(campaign)s AND v.customer_id = %(customer)s
 ORDER BY v.id
 """
+_ELIGIBILITY = _ELIGIBILITY_TEMPLATE.format(
+    excluded=exclusion_in_force(campaign="%(campaign)s", customer="%(customer)s"))
 
 
 def eligibility(campaign: CampaignFacts, customer_id: int) -> Eligibility:

@@ -7,6 +7,7 @@ from typing import Any
 from django.db import connection
 
 from voucher_service.audit import verify_audit_chain
+from vouchers.eligibility.registered import REGISTRY_ROW_REGISTERED, exclusion_in_force
 from vouchers.finance.models import ReconciliationReport
 from vouchers.ledger.verification import verify_ledger
 from vouchers.models import Campaign
@@ -18,20 +19,21 @@ def _scalar(sql: str, params: dict[str, Any]) -> int:
         return int(cursor.fetchone()[0] or 0)
 
 
-_OWED_VOUCHERS = """
+_OWED_VOUCHERS_TEMPLATE = """
     SELECT coalesce(sum(n.components), 0) FROM vouchers_registryentry r
     JOIN (SELECT campaign_id, count(*) AS components FROM vouchers_component GROUP BY 1) n
       ON n.campaign_id = r.campaign_id
     WHERE (%(campaign_id)s::bigint IS NULL OR r.campaign_id = %(campaign_id)s)
-      AND NOT EXISTS (SELECT 1 FROM vouchers_exclusion e WHERE e.campaign_id = r.campaign_id
-                      AND e.customer_id = r.customer_id AND e.lifted_at IS NULL)
+      AND {registered}
 """
-_ISSUED_TO_OWED = """
+_ISSUED_TO_OWED_TEMPLATE = """
     SELECT count(*) FROM vouchers_voucher v
     WHERE (%(campaign_id)s::bigint IS NULL OR v.campaign_id = %(campaign_id)s)
-      AND NOT EXISTS (SELECT 1 FROM vouchers_exclusion e WHERE e.campaign_id = v.campaign_id
-                      AND e.customer_id = v.registry_customer_id AND e.lifted_at IS NULL)
+      AND NOT {excluded}
 """
+_OWED_VOUCHERS = _OWED_VOUCHERS_TEMPLATE.format(registered=REGISTRY_ROW_REGISTERED)
+_ISSUED_TO_OWED = _ISSUED_TO_OWED_TEMPLATE.format(
+    excluded=exclusion_in_force(campaign="v.campaign_id", customer="v.registry_customer_id"))
 _LEDGER_OUTSTANDING = """
     SELECT -coalesce(sum(balance_krw), 0) FROM vouchers_ledgerbalance
     WHERE account IN ('liability', 'unclaimed')

@@ -33,6 +33,8 @@ from uuid import UUID
 
 from django.db import IntegrityError, connection, transaction
 
+from vouchers.eligibility.registered import REGISTRY_ROW_REGISTERED, lock_campaign_issuance
+
 ONE_PER_CUSTOMER_COMPONENT = "voucher_one_per_customer_component"
 
 
@@ -72,11 +74,7 @@ WITH issued AS (
         FROM vouchers_registryentry r
         WHERE r.campaign_id = %(campaign_id)s
           AND r.customer_id >= %(lo)s AND r.customer_id < %(hi)s
-          AND NOT EXISTS (
-              SELECT 1 FROM vouchers_exclusion e
-              WHERE e.campaign_id = r.campaign_id AND e.customer_id = r.customer_id
-                AND e.lifted_at IS NULL
-          ){stage}
+          AND {registered}{stage}
     ) r
     JOIN vouchers_component c ON c.campaign_id = r.campaign_id
     ORDER BY r.customer_id, c.id
@@ -128,8 +126,10 @@ _STAGE = f"""
         ORDER BY r.customer_id LIMIT %(limit)s"""
 # (plain, idempotent) forms, by whether the chunk has a limit.
 _FORMS = {
-    staged: (_ISSUE_CHUNK.format(stage=stage, on_conflict=""),
-             _ISSUE_CHUNK.format(stage=stage, on_conflict=_ON_CONFLICT))
+    staged: (_ISSUE_CHUNK.format(registered=REGISTRY_ROW_REGISTERED, stage=stage,
+                                 on_conflict=""),
+             _ISSUE_CHUNK.format(registered=REGISTRY_ROW_REGISTERED, stage=stage,
+                                 on_conflict=_ON_CONFLICT))
     for staged, stage in ((False, ""), (True, _STAGE))
 }
 
@@ -140,18 +140,6 @@ SELECT EXISTS (
       AND registry_customer_id >= %(lo)s AND registry_customer_id < %(hi)s
 )
 """
-
-# pg_advisory_xact_lock(int, int) key space: (this constant, campaign id).
-_ISSUANCE_LOCK_CLASS = 0x4953  # "IS"
-
-
-def lock_campaign_issuance(campaign_id: int, *, shared: bool) -> None:
-    """Chunks take this shared, revocations exclusively; held until the transaction ends."""
-    sql = ("SELECT pg_advisory_xact_lock_shared(%s, %s)" if shared
-           else "SELECT pg_advisory_xact_lock(%s, %s)")
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [_ISSUANCE_LOCK_CLASS, campaign_id])
-
 
 def _duplicate_voucher(exc: IntegrityError) -> bool:
     diag = getattr(exc.__cause__, "diag", None)

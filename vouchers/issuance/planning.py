@@ -20,17 +20,14 @@ from uuid import UUID
 
 from django.db import connection
 
+from vouchers.eligibility.registered import REGISTRY_ROW_REGISTERED
 from vouchers.issuance.chunk import NOT_YET_ISSUED
 
 # The customers a run takes, in customer-id order: registry rows without an exclusion in
 # force; for a stage only those still owed a voucher, the first %(limit)s of them.
 _CUSTOMERS = """
     SELECT r.customer_id FROM vouchers_registryentry r
-    WHERE r.campaign_id = %(campaign_id)s AND NOT EXISTS (
-        SELECT 1 FROM vouchers_exclusion e
-        WHERE e.campaign_id = r.campaign_id AND e.customer_id = r.customer_id
-          AND e.lifted_at IS NULL
-    ){stage}
+    WHERE r.campaign_id = %(campaign_id)s AND {registered}{stage}
 """
 _STAGE = f"""
       AND {NOT_YET_ISSUED}
@@ -103,7 +100,8 @@ class DryRun:
 
 
 def _customers(max_customers: int | None) -> str:
-    return _CUSTOMERS.format(stage="" if max_customers is None else _STAGE)
+    return _CUSTOMERS.format(registered=REGISTRY_ROW_REGISTERED,
+                             stage="" if max_customers is None else _STAGE)
 
 
 def plan_chunks(

@@ -13,10 +13,11 @@ from django.db import transaction
 
 from voucher_service.audit import record_event
 from vouchers.eligibility.cache import invalidate_eligibility
-from vouchers.issuance.chunk import lock_campaign_issuance
+from vouchers.eligibility.exclusions import exclude_customer
+from vouchers.eligibility.registered import lock_campaign_issuance
 from vouchers.issuance.models import Revocation
 from vouchers.ledger.posting import move, post_transaction
-from vouchers.models import Account, Campaign, Exclusion, Reason, Voucher, VoucherStatus
+from vouchers.models import Account, Campaign, Reason, Voucher, VoucherStatus
 
 _HOLDING = {VoucherStatus.ACTIVE: Account.LIABILITY, VoucherStatus.UNCLAIMED: Account.UNCLAIMED}
 
@@ -55,10 +56,8 @@ def revoke_customer(
     # later void or refund lapses to `revoked` instead of putting value back on it.
     Voucher.objects.filter(pk__in=[v.pk for v in vouchers if v not in unspent]).update(
         status=VoucherStatus.REVOKED)
-    if not Exclusion.objects.filter(campaign=campaign, customer_id=customer_id,
-                                    lifted_at__isnull=True).exists():
-        Exclusion.objects.create(campaign=campaign, customer_id=customer_id,
-                                 reason=f"revoked: {reason}"[:500], created_by=actor)
+    exclude_customer(campaign=campaign, customer_id=customer_id,
+                     reason=f"revoked: {reason}"[:500], actor=actor)
     revocation = Revocation.objects.create(
         campaign=campaign, customer_id=customer_id, reason=reason, created_by=actor,
         vouchers_revoked=len(unspent), revoked_krw=sum(v.balance_krw for v in unspent),
