@@ -26,6 +26,8 @@ from uuid import UUID
 
 from django.db import IntegrityError, connection, transaction
 
+from voucher_service.integrity import violated_constraint
+
 ONE_PER_CUSTOMER_COMPONENT = "voucher_one_per_customer_component"
 
 
@@ -125,8 +127,7 @@ def lock_campaign_issuance(campaign_id: int, *, shared: bool) -> None:
 
 
 def _duplicate_voucher(exc: IntegrityError) -> bool:
-    diag = getattr(exc.__cause__, "diag", None)
-    return getattr(diag, "constraint_name", None) == ONE_PER_CUSTOMER_COMPONENT
+    return violated_constraint(exc) == ONE_PER_CUSTOMER_COMPONENT
 
 
 def _issue_fresh_range(cursor, params: dict) -> tuple | None:
