@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "vouchers.issuance",
     "vouchers.redemption",
     "vouchers.finance",
+    "vouchers.appeals",
 ]
 
 MIDDLEWARE = [
@@ -166,6 +167,7 @@ REST_FRAMEWORK = {
         "claim_customer": env.str("THROTTLE_CLAIM_CUSTOMER", default="5/hour"),
         "claim_phone": env.str("THROTTLE_CLAIM_PHONE", default="3/hour"),
         "claim_ip": env.str("THROTTLE_CLAIM_IP", default="30/hour"),
+        "appeal_customer": env.str("THROTTLE_APPEAL_CUSTOMER", default="5/hour"),
     },
 }
 
