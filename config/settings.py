@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "vouchers.issuance",
     "vouchers.redemption",
     "vouchers.finance",
+    "vouchers.appeals",
 ]
 
 MIDDLEWARE = [
@@ -166,6 +167,7 @@ REST_FRAMEWORK = {
         "claim_customer": env.str("THROTTLE_CLAIM_CUSTOMER", default="5/hour"),
         "claim_phone": env.str("THROTTLE_CLAIM_PHONE", default="3/hour"),
         "claim_ip": env.str("THROTTLE_CLAIM_IP", default="30/hour"),
+        "appeal_customer": env.str("THROTTLE_APPEAL_CUSTOMER", default="5/hour"),
     },
 }
 
@@ -271,8 +273,10 @@ IDEMPOTENCY_KEY_WAIT_MS = env.int("IDEMPOTENCY_KEY_WAIT_MS", default=5000)
 # Daily expiry: vouchers expired per statement (one short transaction each).
 EXPIRY_BATCH_SIZE = env.int("EXPIRY_BATCH_SIZE", default=10_000)
 # Redemption statuses appear in several schema components: one enum name for all of them.
-SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})[
-    "RedemptionStatusEnum"] = "vouchers.redemption.models.RedemptionStatus"
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({
+    "RedemptionStatusEnum": "vouchers.redemption.models.RedemptionStatus",
+    "AppealStatusEnum": "vouchers.appeals.models.AppealStatus",
+})
 
 # Eligibility check, closed-account claims, throttles
 # Cached eligibility answers live this long unless a writer fences them sooner (see

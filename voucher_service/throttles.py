@@ -225,3 +225,9 @@ class ClaimThrottle(WindowThrottle):
     """Starting a closed-account claim: per customer, per phone and per client address."""
 
     limits = (("claim_customer", _customer), ("claim_phone", _phone), ("claim_ip", _address))
+
+
+class AppealThrottle(WindowThrottle):
+    """Filing an appeal: per customer."""
+
+    limits = (("appeal_customer", _customer),)

@@ -7,4 +7,5 @@ urlpatterns = [
     path("", include("vouchers.issuance.urls")),
     path("", include("vouchers.redemption.urls")),
     path("", include("vouchers.finance.urls")),
+    path("", include("vouchers.appeals.urls")),
 ]

@@ -41,8 +41,12 @@ ROLE_BY_PREFIX = (
 )
 
 
+# A campaign's paths with these endings are the customer's (the rest are operations').
+CUSTOMER_CAMPAIGN_PATHS = ("/eligibility", "/appeals")
+
+
 def role_for(path: str) -> str:
-    if path.endswith("/eligibility"):
+    if path.startswith("/api/v1/campaigns/") and path.endswith(CUSTOMER_CAMPAIGN_PATHS):
         return "customer"
     return next((role for prefix, role in ROLE_BY_PREFIX if path.startswith(prefix)),
                 "operations")

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import pytest
 from drf_spectacular.generators import SchemaGenerator
 
+from vouchers.appeals.services import file_appeal
+from vouchers.eligibility.selectors import campaign_facts
 from vouchers.identifiers import public_voucher_id
 from vouchers.issuance import services as issuance
 from vouchers.issuance.chunk import issue_chunk
@@ -105,6 +107,17 @@ MATRIX: dict[str, Call] = {
     "POST /api/v1/claims/closed-account/{challenge_id}/confirm": Call(
         "/api/v1/claims/closed-account/{challenge}/confirm", customer(owner=400, other=404),
         {"code": "000000"}),
+    # Appeals: customers file (both are in the registry: 409 already_eligible) and read
+    # their own; operations decide; support reads the queue
+    "POST /api/v1/campaigns/{slug}/appeals": Call(
+        "/api/v1/campaigns/{slug}/appeals", customer(owner=409, other=409),
+        {"reason": "My account was in the leak."}),
+    "GET /api/v1/me/appeals": Call("/api/v1/me/appeals", customer(owner=200, other=200)),
+    "GET /api/v1/appeals": Call("/api/v1/appeals", staff(operations=200, support=200)),
+    "POST /api/v1/appeals/{appeal_id}/accept": Call(
+        "/api/v1/appeals/{appeal}/accept", staff(operations=200), {"account_status": "active"}),
+    "POST /api/v1/appeals/{appeal_id}/reject": Call(
+        "/api/v1/appeals/{appeal}/reject", staff(operations=200), {"reason": "Not affected."}),
     # Identity and support
     "POST /api/v1/accounts/rejoined": Call(
         "/api/v1/accounts/rejoined", staff(identity=202),
@@ -172,6 +185,8 @@ def world(make_campaign, load_registry, make_principal, client_for, customer_cli
         "owner_id": OWNER_ID,
         "exclusion": Exclusion.objects.create(campaign=campaign, customer_id=7, reason="test",
                                               created_by="test").pk,
+        "appeal": file_appeal(campaign=campaign_facts(campaign.slug), customer_id=50,
+                              reason="Missing from the registry.", actor="customer:50").pk,
     }
     clients = {"anonymous": client_for(None), "owner": customer_client(OWNER_ID),
                "other_customer": customer_client(OTHER_ID)}

@@ -14,6 +14,7 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 
 from voucher_service.audit import record_event
+from voucher_service.integrity import violated_constraint
 from voucher_service.problems import ProblemError
 from vouchers.models import Campaign, Component
 
@@ -48,10 +49,6 @@ _COMPONENT_RULES = {
 }
 
 
-def _constraint(exc: IntegrityError) -> str | None:
-    return getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None)
-
-
 @transaction.atomic
 def create_campaign(
     *,
@@ -77,9 +74,9 @@ def create_campaign(
                 Component(campaign=campaign, **asdict(spec)) for spec in specs
             )
     except IntegrityError as exc:
-        if _constraint(exc) not in _COMPONENT_RULES:
+        if violated_constraint(exc) not in _COMPONENT_RULES:
             raise
-        field, message = _COMPONENT_RULES[_constraint(exc)]
+        field, message = _COMPONENT_RULES[violated_constraint(exc)]
         raise ProblemError(status=400, code="validation_error",
                            detail="The request has invalid fields.",
                            errors={f"components.{field}": [message]}) from exc

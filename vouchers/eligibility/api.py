@@ -64,6 +64,13 @@ def _advice_field(**kwargs) -> serializers.ListField:
                   "`exposed`. Never a link.", **kwargs)
 
 
+def open_campaign(slug: str) -> CampaignFacts:
+    """The campaign whose eligibility has opened: 404 ``campaign_not_found`` for an unknown
+    slug, 403 ``eligibility_not_open`` before its opening time. What customers do in a
+    campaign other than checking (claims, appeals) starts here."""
+    return _opened(_campaign(slug))
+
+
 class EligibilitySerializer(serializers.Serializer):
     campaign = serializers.SlugField()
     eligible = serializers.BooleanField()
@@ -249,7 +256,7 @@ class ClaimStartView(APIView):
         body = ClaimStartSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         challenge = services.start_claim(
-            campaign=_opened(_campaign(body.validated_data["campaign"])),
+            campaign=open_campaign(body.validated_data["campaign"]),
             customer_id=request.user.customer_id, phone=body.validated_data["phone"],
             actor=request.user.audit_name)
         return Response(ChallengeSerializer(challenge).data, status=status.HTTP_202_ACCEPTED)

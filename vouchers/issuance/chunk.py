@@ -33,6 +33,7 @@ from uuid import UUID
 
 from django.db import IntegrityError, connection, transaction
 
+from voucher_service.integrity import violated_constraint
 from vouchers.eligibility.registered import REGISTRY_ROW_REGISTERED, lock_campaign_issuance
 
 ONE_PER_CUSTOMER_COMPONENT = "voucher_one_per_customer_component"
@@ -142,8 +143,7 @@ SELECT EXISTS (
 """
 
 def _duplicate_voucher(exc: IntegrityError) -> bool:
-    diag = getattr(exc.__cause__, "diag", None)
-    return getattr(diag, "constraint_name", None) == ONE_PER_CUSTOMER_COMPONENT
+    return violated_constraint(exc) == ONE_PER_CUSTOMER_COMPONENT
 
 
 def _issue_fresh_range(cursor, plain: str, params: dict) -> tuple | None:
