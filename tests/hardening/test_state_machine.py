@@ -21,6 +21,12 @@ example the audit chain verifies.
 The database must be committed for the threads to see it: the test is transactional and
 each example works in a campaign of its own.
 
+``MoneyPathWithAppeals`` adds appeals to the same steps (customers outside the registry,
+registry customers and the customer the next import brings appeal; operations accept,
+adding a late registry customer who must be eligible at once and issued by the next run,
+or reject) in a test of its own, fewer examples long, so that the money path's own
+exploration stays as it is.
+
 The default run must reach each successful kind of step at least once (``MUST_REACH``):
 a model or strategy gone wrong fails the test instead of letting it pass on nothing. (A
 seeded run explores; it may happen to miss one, so it is not held to that.)
@@ -71,9 +77,11 @@ from tests.eligibility.conftest import code_in
 from tests.issuance.conftest import drive
 from voucher_service.audit import verify_audit_chain
 from voucher_service.problems import ProblemError
+from vouchers.appeals.models import Appeal
+from vouchers.appeals.services import accept_appeal, file_appeal, reject_appeal
 from vouchers.eligibility import sms
 from vouchers.eligibility.importing import import_registry
-from vouchers.eligibility.selectors import campaign_facts
+from vouchers.eligibility.selectors import campaign_facts, eligibility
 from vouchers.eligibility.services import confirm_claim, start_claim
 from vouchers.finance.selectors import FIGURES, campaign_summary
 from vouchers.issuance import services as issuance
@@ -85,6 +93,8 @@ from vouchers.redemption.expiry import expire_vouchers
 from vouchers.redemption.models import Redemption
 
 EXAMPLES = int(os.environ.get("STATEFUL_EXAMPLES", "15"))
+# The appeals machine: a few examples, its steps shared with the whole money path.
+APPEAL_EXAMPLES = int(os.environ.get("STATEFUL_APPEAL_EXAMPLES", "4"))
 STEPS = int(os.environ.get("STATEFUL_STEPS", "30"))
 SEED = os.environ.get("STATEFUL_SEED")
 # Shrinking a failure replays it hundreds of times (minutes): only when asked for.
@@ -658,17 +668,142 @@ class MoneyPath(RuleBasedStateMachine):
         assert chain.ok, chain.first_break
 
 
+APPELLANTS = 300_000  # plus a count: customers that no import brings
+# Who appeals, in turn: one no import brings; the customer the next import brings first,
+# with that import right after the filing and an acceptance tried then; a registry
+# customer; that next customer again, whom an import may overtake before the decision;
+# one who appealed before.
+APPELLANTS_IN_TURN = ("outsider", "overtaken", "registered", "next_imported", "appealed")
+# Operations' decisions, in turn: accept with an account status, or reject (None).
+VERDICTS = ("active", None, "dormant", None, "closed", None)
+APPEALS_MUST_REACH = {
+    "appeal: done", "appeal: already_eligible", "appeal: appeal_exists", "accept: done",
+    "accept: already_eligible", "reject: done", "issue: accepted appellants",
+}
+
+
+@dataclass
+class ModelAppeal:
+    customer_id: int
+    status: str = "open"
+
+
+class MoneyPathWithAppeals(MoneyPath):
+    def __init__(self) -> None:
+        super().__init__()
+        self.appeals: dict[UUID, ModelAppeal] = {}
+        self.accepted: set[int] = set()  # appellants the registry took as late additions
+        self.decisions = self.filings = 0
+
+    @precondition(lambda self: set(self.lines) - self.issued - self.revoked)
+    @rule()
+    def issue(self):
+        """The money path's run, which must issue accepted appellants as any registry
+        customer; counted when it has some to issue."""
+        if (set(self.lines) - self.issued - self.revoked) & self.accepted:
+            reached["issue: accepted appellants"] += 1
+        super().issue()
+
+    @rule(pick=PICK)
+    def appeals(self, pick):
+        """Operations decide the oldest open appeal, then a customer appeals (each in
+        turn): an appeal waits at least a step for its decision, so imports, runs and
+        checkouts come in between, in the orders Hypothesis explores."""
+        waiting = next(((pk, a) for pk, a in self.appeals.items() if a.status == "open"),
+                       None)
+        if waiting is not None:
+            self.decide(*waiting, VERDICTS[self.decisions % len(VERDICTS)])
+            self.decisions += 1
+        self.file(APPELLANTS_IN_TURN[self.filings % len(APPELLANTS_IN_TURN)], pick)
+        self.filings += 1
+
+    def file(self, who: str, pick: int) -> None:
+        """Refused for a registry customer and while one of theirs is open (a filing that
+        got through is tried again at once); the customer the next import brings first may
+        be overtaken by that import before the decision (``APPELLANTS_IN_TURN``)."""
+        earlier = choose(self.appeals, pick)
+        if who in ("next_imported", "overtaken"):
+            customer_id = max(self.lines) + 1
+        elif who == "registered":
+            customer_id = sorted(self.lines)[pick % len(self.lines)]
+        elif who == "appealed" and earlier is not None:
+            customer_id = earlier[1].customer_id
+        else:
+            customer_id = APPELLANTS + len(self.appeals) + 1
+        open_appellants = {a.customer_id for a in self.appeals.values() if a.status == "open"}
+        expected = ("already_eligible" if customer_id in self.lines
+                    else "appeal_exists" if customer_id in open_appellants else None)
+
+        def filing():
+            return file_appeal(campaign=campaign_facts(self.campaign.slug),
+                               customer_id=customer_id, reason="Missing from the registry.",
+                               actor=f"customer:{customer_id}")
+
+        filed, code = outcome("appeal", filing)
+        assert code == expected
+        if filed is None:
+            return
+        self.appeals[filed.pk] = ModelAppeal(customer_id)
+        assert outcome("appeal", filing) == (None, "appeal_exists")
+        if who == "overtaken":
+            self.import_customers([("dormant", None, 0)], repeat=False)
+            self.decide(filed.pk, self.appeals[filed.pk], "active")  # already_eligible
+
+    def decide(self, pk: UUID, a: ModelAppeal, account: str | None) -> None:
+        """Accepts with ``account`` as the registry's account status, or rejects (None).
+        Accepting adds the customer to the registry, eligible at once and issued by the
+        next run (closed: unclaimed, with no phone to claim by), unless an import brought
+        them meanwhile (``already_eligible``). An appeal is decided once."""
+        if account is None:
+            _, code = outcome("reject", lambda: reject_appeal(
+                appeal_id=pk, reason="Not in the leaked data.", actor="ops-a"))
+            assert code is None
+        else:
+            _, code = outcome("accept", lambda: accept_appeal(
+                appeal_id=pk, account_status=account, actor="ops-a"))
+            assert code == ("already_eligible" if a.customer_id in self.lines else None)
+        if code is not None:
+            return
+        assert refused_code(lambda: reject_appeal(appeal_id=pk, reason="Again.",
+                                                  actor="ops-b")) == (None, "invalid_transition")
+        a.status = "rejected" if account is None else "accepted"
+        if account is not None:
+            self.accepted.add(a.customer_id)
+            self.lines[a.customer_id] = f"{a.customer_id},{account},<decision time>,"
+            if account == "closed":
+                self.closed_phone[a.customer_id] = None
+            found = eligibility(campaign_facts(self.campaign.slug), a.customer_id)
+            assert (found.eligible, found.status, found.account_status) == (
+                True, "pending_issuance", account)
+
+    @invariant()
+    def appeals_equal_model(self):
+        assert dict(Appeal.objects.filter(campaign=self.campaign).values_list("pk", "status")) \
+            == {pk: a.status for pk, a in self.appeals.items()}
+
+
 if SEED is not None:
     MoneyPath = hypothesis.seed(int(SEED))(MoneyPath)
+    MoneyPathWithAppeals = hypothesis.seed(int(SEED))(MoneyPathWithAppeals)
+
+
+def explore(machine: type[MoneyPath], *, examples: int, must_reach: set[str]) -> None:
+    reached.clear()
+    run_state_machine_as_test(machine, settings=hypothesis.settings(
+        max_examples=examples, stateful_step_count=STEPS, deadline=None,
+        derandomize=SEED is None, database=None, print_blob=True, phases=PHASES,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
+    if SEED is None:
+        assert set(reached) >= must_reach, sorted(reached.items())
 
 
 @pytest.mark.django_db(transaction=True)
 def test_the_money_path_keeps_the_books(settings, tmp_path):
     settings.SMS_BACKEND, settings.SMS_FILE_PATH = "file", str(tmp_path / "sms")
-    reached.clear()
-    run_state_machine_as_test(MoneyPath, settings=hypothesis.settings(
-        max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None,
-        derandomize=SEED is None, database=None, print_blob=True, phases=PHASES,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
-    if SEED is None:
-        assert set(reached) >= MUST_REACH, sorted(reached.items())
+    explore(MoneyPath, examples=EXAMPLES, must_reach=MUST_REACH)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_appeals_on_the_money_path(settings, tmp_path):
+    settings.SMS_BACKEND, settings.SMS_FILE_PATH = "file", str(tmp_path / "sms")
+    explore(MoneyPathWithAppeals, examples=APPEAL_EXAMPLES, must_reach=APPEALS_MUST_REACH)
