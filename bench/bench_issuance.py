@@ -36,9 +36,10 @@ from workers import celery_worker, wait_for_run
 from vouchers.issuance import services
 from vouchers.issuance.chunk import issue_chunk
 
-# The baseline: the voucher rows the chunk statement writes, nothing else.
+# The baseline: the voucher rows the chunk statement writes, nothing else; ``{table}``:
+# vouchers_voucher, or a table of the same shape (the rehearsal's).
 _RAW = """
-INSERT INTO vouchers_voucher (
+INSERT INTO {table} (
     campaign_id, component_id, registry_customer_id, customer_id, category, amount_krw,
     balance_krw, single_use, min_order_krw, status, issued_at, expires_at, issuance_run_id
 )
@@ -80,9 +81,11 @@ def timed(fn) -> float:
     return time.perf_counter() - started
 
 
-def raw_insert(campaign_id: int, n: int) -> None:
+def raw_insert(campaign_id: int, n: int, *, table: str = "vouchers_voucher") -> None:
+    """The vouchers of the campaign's registry customers with ids 1..n, in one statement."""
     with connection.cursor() as cursor:
-        cursor.execute(_RAW, {"campaign_id": campaign_id, "lo": 1, "hi": n + 1})
+        cursor.execute(_RAW.format(table=table), {"campaign_id": campaign_id, "lo": 1,
+                                                  "hi": n + 1})
 
 
 class Sampler(threading.Thread):

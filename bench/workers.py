@@ -23,19 +23,20 @@ ENDED = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
 
 @contextlib.contextmanager
 def celery_worker(*, concurrency: int = 2, env: dict[str, str] | None = None,
-                  log_path: Path | None = None,
+                  log_path: Path | None = None, purge: bool = False,
                   ready_timeout: float = 60.0) -> Iterator[subprocess.Popen]:
     """``celery -A config worker -P prefork -c CONCURRENCY`` (no beat, no mingle or
     gossip), yielded once it logs that it is ready to take tasks, so that its start-up is
     not part of what is measured; terminated after. Its log goes to ``log_path``
-    (``var/bench-worker.log`` by default)."""
+    (``var/bench-worker.log`` by default). ``purge``: drop the messages waiting in the
+    broker first (an earlier, killed run's, for a database that no longer exists)."""
     log_path = log_path or ROOT / "var" / "bench-worker.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         worker = subprocess.Popen(
             [str(ROOT / ".venv/bin/celery"), "-A", "config", "worker", "-P", "prefork",
              "-c", str(concurrency), "--loglevel=INFO", "--without-mingle",
-             "--without-gossip"],
+             "--without-gossip", *(["--purge"] if purge else [])],
             cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + ready_timeout
