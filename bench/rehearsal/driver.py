@@ -175,12 +175,16 @@ def run(args, phases: list[str], url: str, fresh: bool) -> int:
         "phases": phases, "options": {k: str(v) for k, v in vars(args).items()},
         "machine": machine()})
     record.save()
-    applied = any("rehearsal" in (s["file"] or "") for s in record.data["settings"].values())
+    in_force = record.data["settings"]
+    applied = any("rehearsal" in (s["file"] or "") for s in in_force.values())
+    shown = ", ".join(f"{name} {in_force[name]['setting']}{in_force[name]['unit'] or ''}"
+                      for name in ("shared_buffers", "max_wal_size", "checkpoint_timeout",
+                                   "maintenance_work_mem", "autovacuum") if name in in_force)
     print(f"rehearsal of {population.customers:,} customers (+{population.additions:,} late, "
           f"{population.revocations:,} revoked) on database {record.data['database']}; "
-          f"phases: {', '.join(phases)}; PostgreSQL tuning (bench/rehearsal_pg.conf) "
-          f"{'applied' if applied else 'NOT applied: stock settings'}; record: {record.path}",
-          flush=True)
+          f"phases: {', '.join(phases)}\nPostgreSQL: {shown}; the rehearsal tuning "
+          f"(bench/rehearsal_pg.conf) {'applied' if applied else 'NOT applied'}\n"
+          f"record: {record.path}", flush=True)
     ok = True
     for number, name in enumerate(phases, PHASE_NUMBERS[phases[0]]):
         if not run_phase(ctx, record, name, number, len(PHASES)):

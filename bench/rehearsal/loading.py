@@ -268,9 +268,10 @@ def phase_additions(ctx) -> PhaseResult:
             f"SELECT count(*) FILTER (WHERE {late}), count(*) FILTER (WHERE NOT {late}) "
             "FROM vouchers_voucher WHERE issuance_run_id = %s", [run["run_id"]])
         to_late, to_others = cursor.fetchone()
-        cursor.execute("SELECT count(*) FILTER (WHERE status <> 'revoked'), count(*) "
-                       "FROM vouchers_voucher WHERE campaign_id = %s "
-                       "AND registry_customer_id = ANY(%s)", [campaign.pk, revoked])
+        cursor.execute("SELECT count(*) FILTER (WHERE v.status <> 'revoked'), count(*) "
+                       "FROM unnest(%s::bigint[]) AS r(id) JOIN vouchers_voucher v "
+                       "ON v.campaign_id = %s AND v.registry_customer_id = r.id",
+                       [revoked, campaign.pk])
         unrevoked, revoked_vouchers = cursor.fetchone()
         cursor.execute("SELECT count(*), coalesce(sum(revoked_krw), 0) FROM "
                        "issuance_revocation WHERE campaign_id = %s", [campaign.pk])

@@ -175,8 +175,9 @@ class Meter:
         for pid in ours:
             rss = _rss_mib(pid)
             total += rss
-            kind = _kind(pid)
-            self.peak_rss_by[kind] = max(self.peak_rss_by[kind], rss)
+            if rss >= 1:  # not a zombie or a process between fork and exec
+                kind = _kind(pid)
+                self.peak_rss_by[kind] = max(self.peak_rss_by[kind], rss)
         self.peak_rss_mib = max(self.peak_rss_mib, total)
 
     def figures(self) -> dict:

@@ -166,10 +166,13 @@ def spendable(campaign_id: int, count: int, *, seed: int, exclude: set[int] = fr
             if want <= 0 or lo is None:
                 break
             ids = rng.sample(range(lo, hi + 1), min(hi - lo + 1, 2 * want + 100))
+            # A join on the drawn ids, not ``id = ANY(...)``: without statistics the
+            # planner scans the table testing each row against the whole array.
             cursor.execute(
-                "SELECT id, customer_id, category, balance_krw, min_order_krw "
-                "FROM vouchers_voucher WHERE id = ANY(%s) AND campaign_id = %s "
-                "AND status = 'active' AND balance_krw = amount_krw", [ids, campaign_id])
+                "SELECT v.id, v.customer_id, v.category, v.balance_krw, v.min_order_krw "
+                "FROM unnest(%s::bigint[]) AS d(id) JOIN vouchers_voucher v ON v.id = d.id "
+                "WHERE v.campaign_id = %s AND v.status = 'active' "
+                "AND v.balance_krw = v.amount_krw", [ids, campaign_id])
             for row in cursor.fetchall():
                 if row[0] not in exclude:
                     found[row[0]] = dict(zip(("id", "customer_id", "category", "balance",
