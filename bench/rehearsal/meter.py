@@ -96,15 +96,18 @@ def wal_bytes_since(lsn: str) -> int:
         return int(cursor.fetchone()[0])
 
 
-def sizes(top: int = 6) -> dict:
-    """The database's size and its ``top`` largest tables (heap + TOAST, indexes), bytes."""
+def sizes(top: int = 6, *, summed: tuple[str, ...] = ()) -> dict:
+    """The database's size, its ``top`` largest tables (heap + TOAST, indexes) and the
+    total size of the relations ``summed`` (``summed_bytes``), in bytes."""
     with connection.cursor() as cursor:
         cursor.execute(_SIZES, [top])
         tables = {name: {"table": table, "indexes": indexes}
                   for name, table, indexes in cursor.fetchall()}
-        cursor.execute("SELECT pg_database_size(current_database())")
-        database = cursor.fetchone()[0]
-    return {"database": database, "tables": tables}
+        cursor.execute("SELECT pg_database_size(current_database()), "
+                       "coalesce(sum(pg_total_relation_size(to_regclass(r))), 0) "
+                       "FROM unnest(%s::text[]) AS r", [list(summed)])
+        database, summed_bytes = cursor.fetchone()
+    return {"database": database, "tables": tables, "summed_bytes": int(summed_bytes)}
 
 
 def relation_bytes(name: str) -> int:

@@ -57,14 +57,14 @@ class Target:
     def size_within(cls, name: str, n_bytes: float, limit_gb: float, scale: float, *,
                     fixed_bytes: float = 0) -> Target:
         """A size limit in GB (10^9 bytes) at full size: what grows with the customers
-        (``n_bytes - fixed_bytes``) scaled by ``scale``, plus what does not."""
+        (``n_bytes - fixed_bytes``) scaled by ``scale``, plus what does not (``fixed_bytes``)."""
         full = fixed_bytes + (n_bytes - fixed_bytes) * scale
         return cls(name, f"< {limit_gb:g} GB", bytes_text(n_bytes),
                    bytes_text(full) if scale != 1 else "", full < limit_gb * 1e9)
 
     @classmethod
     def at_least(cls, name: str, ratio: float, minimum: float) -> Target:
-        return cls(name, f">= {minimum:.0%}", f"{ratio:.0%}", "", ratio >= minimum)
+        return cls(name, f">= {minimum:.0%}", f"{ratio:.1%}", "", ratio >= minimum)
 
     @classmethod
     def below(cls, name: str, value: float, limit: float, unit: str) -> Target:

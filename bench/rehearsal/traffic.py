@@ -106,8 +106,10 @@ def phase_opening(ctx) -> PhaseResult:
     per_answer = _answer_bytes(slug, hot[:MEMORY_SAMPLES])
     bare_r, hit_r = summed["bare"], summed["hit"]
     ratio = hit_r["per_second"] / bare_r["per_second"]
-    execution = "; ".join(line.strip() for line in plan
-                          if line.startswith("Execution Time") or line.startswith("  Buffers"))
+    # The top node's buffers (the first "Buffers:" line; planning's come last) and the time.
+    execution = "; ".join(
+        [next((line.strip() for line in plan if line.startswith("Execution Time")), "-"),
+         next((line.strip() for line in plan if line.startswith("  Buffers:")), "")])
     wrapped = first["requests"] > len(cold)
     return PhaseResult(
         rows=first["requests"] + hit_r["requests"] + bare_r["requests"], unit="requests",
