@@ -130,6 +130,8 @@ def run_phase(ctx: Context, record: Record, name: str, number: int, of: int) -> 
                       f"{type(exc).__name__}: {exc}")])
     measured = measuring.figures()
     measured["sizes"] = meter.sizes(summed=CUSTOMER_RELATIONS)
+    print(f"   checking the invariants (phase took {seconds_text(measured['wall_seconds'])})"
+          " ...", flush=True)
     try:
         invariants, checks_seconds = checks.invariants(ctx.campaign, ctx.population)
     except Exception as exc:
