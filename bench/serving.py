@@ -26,8 +26,10 @@ import json
 import os
 import pathlib
 import resource
+import signal
 import statistics
 import subprocess
+import threading
 import time
 import uuid
 from collections import Counter
@@ -229,22 +231,31 @@ def interleaved(port: int, phases: dict[str, list[tuple[str, str]]], *, rounds: 
 
 
 def post_load(port: int, token: str, bodies: list[tuple[str, dict]], *, clients: int,
-              processes: int, seconds: float, workdir: str | Path) -> dict:
+              processes: int, seconds: float, workdir: str | Path,
+              stop: threading.Event | None = None) -> dict:
     """wrk POSTing ``bodies`` (path, JSON) with ``token``: ``clients`` connections on
-    ``processes`` threads for ``seconds``, each request with a fresh Idempotency-Key.
-    Returns the rate, the answers by class, the won the 201 answers report and the
-    latency percentiles."""
+    ``processes`` threads for ``seconds`` (or until ``stop`` is set: wrk ends early on
+    SIGINT and reports what it did), each request with a fresh Idempotency-Key. Returns
+    the rate, the answers by class, the won the 201 answers report and the latency
+    percentiles."""
     listing = Path(workdir, f"bodies-{uuid.uuid4().hex[:8]}.tsv")
     listing.write_text("".join(f"{path}\t{json.dumps(body)}\n" for path, body in bodies))
     try:
-        wrk = subprocess.run(
+        wrk = subprocess.Popen(
             ["wrk", "-t", str(processes), "-c", str(clients), "-d", f"{seconds:.0f}s",
              "--timeout", "30s", "-s", str(BENCH / "wrk_checkout.lua"),
              f"http://127.0.0.1:{port}", "--", token, str(listing), str(processes),
-             uuid.uuid4().hex], capture_output=True, text=True, check=True)
+             uuid.uuid4().hex], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        while stop is not None and wrk.poll() is None:
+            if stop.wait(0.05):
+                wrk.send_signal(signal.SIGINT)
+                break
+        out, err = wrk.communicate()
+        if wrk.returncode:
+            raise subprocess.CalledProcessError(wrk.returncode, wrk.args, out, err)
     finally:
         listing.unlink(missing_ok=True)
-    summary = json.loads(wrk.stdout.strip().splitlines()[-1])
+    summary = json.loads(out.strip().splitlines()[-1])
     ok = summary["requests"] - summary["non_2xx"]
     statuses = Counter({("2xx", None): ok, ("non-2xx", None): summary["non_2xx"],
                         ("socket errors", None): summary["socket_errors"]})

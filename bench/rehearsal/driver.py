@@ -63,11 +63,11 @@ def settings_in_force() -> dict:
     """The PostgreSQL settings the figures were measured under, and where each came from
     (bench/rehearsal_pg.conf applied shows as its conf.d file)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT name, setting, unit, source, sourcefile FROM pg_settings "
-                       "WHERE name = ANY(%s)", [list(SETTINGS)])
-        return {name: {"setting": setting, "unit": unit, "source": source,
+        cursor.execute("SELECT name, current_setting(name), setting, unit, source, sourcefile "
+                       "FROM pg_settings WHERE name = ANY(%s)", [list(SETTINGS)])
+        return {name: {"value": value, "setting": setting, "unit": unit, "source": source,
                        "file": sourcefile}
-                for name, setting, unit, source, sourcefile in cursor.fetchall()}
+                for name, value, setting, unit, source, sourcefile in cursor.fetchall()}
 
 
 def machine() -> dict:
@@ -185,7 +185,7 @@ def run(args, phases: list[str], url: str, fresh: bool) -> int:
     record.save()
     in_force = record.data["settings"]
     applied = any("rehearsal" in (s["file"] or "") for s in in_force.values())
-    shown = ", ".join(f"{name} {in_force[name]['setting']}{in_force[name]['unit'] or ''}"
+    shown = ", ".join(f"{name} {in_force[name]['value']}"
                       for name in ("shared_buffers", "max_wal_size", "checkpoint_timeout",
                                    "maintenance_work_mem", "autovacuum") if name in in_force)
     print(f"rehearsal of {population.customers:,} customers (+{population.additions:,} late, "
