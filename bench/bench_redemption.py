@@ -51,7 +51,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.db.models import Sum
 from django.test import Client, override_settings
-from serving import post_load
+from serving import cpu_seconds, post_load
 
 from accounts.services import create_principal
 from vouchers.identifiers import public_voucher_id
@@ -167,12 +167,6 @@ def _combined(rounds: list[dict]) -> dict:
             "won_201": sum(r["won_201"] for r in rounds)}
 
 
-def _cpu_seconds(pid: int) -> float:
-    """CPU time so far of a process of this machine (user and system, from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def cpu_per_request(token: str, phases: dict[str, list[tuple[str, dict]]], *, rounds: int,
                     per_round: int) -> dict[str, tuple[float, float]]:
     """CPU milliseconds per request (this process, its PostgreSQL backend) of each phase's
@@ -190,7 +184,7 @@ def cpu_per_request(token: str, phases: dict[str, list[tuple[str, dict]]], *, ro
         with override_settings(ROOT_URLCONF="tests.auth_urls", DEBUG=False):
             for _ in range(rounds):
                 for name, bodies in phases.items():
-                    python, backend = time.process_time(), _cpu_seconds(backend_pid)
+                    python, backend = time.process_time(), cpu_seconds(backend_pid)
                     for _ in range(per_round):
                         path, body = bodies[position[name] % len(bodies)]
                         position[name] += 1
@@ -199,7 +193,7 @@ def cpu_per_request(token: str, phases: dict[str, list[tuple[str, dict]]], *, ro
                                                HTTP_IDEMPOTENCY_KEY=uuid.uuid4().hex)
                         assert response.status_code in (200, 201), response.content
                     spent[name][0] += time.process_time() - python
-                    spent[name][1] += _cpu_seconds(backend_pid) - backend
+                    spent[name][1] += cpu_seconds(backend_pid) - backend
     finally:
         logging.disable(logging.NOTSET)
     n = rounds * per_round

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from common import ROOT
+from serving import proc_stat
 
 from vouchers.issuance.models import IssuanceRun, RunStatus
 
@@ -51,15 +52,9 @@ def celery_worker(*, concurrency: int = 2, env: dict[str, str] | None = None,
 
 
 def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().split(") ")[1].split()[1]) == pid:
-                    found.append(int(entry.name))
-            except (OSError, IndexError):
-                continue
-    return found
+    return [int(entry.name) for entry in Path("/proc").iterdir()
+            if entry.name.isdigit() and (stat := proc_stat(int(entry.name)))
+            and stat[0] == pid]
 
 
 def peak_rss_mib(pid: int) -> float:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import psycopg
 from django.db import connection
+from serving import proc_stat
 
 _PAGE_MIB = os.sysconf("SC_PAGE_SIZE") / 2**20
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -49,15 +50,6 @@ FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = 'public' AND c.relkind = 'r'
 ORDER BY pg_total_relation_size(c.oid) DESC LIMIT %s
 """
-
-
-def _stat(pid: int) -> tuple[int, float] | None:
-    """(parent pid, CPU seconds) of a process, None if it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICK
 
 
 def _rss_mib(pid: int) -> float:
@@ -160,7 +152,7 @@ class Meter:
         parents: dict[int, int] = {}
         cpu: dict[int, float] = {}
         for entry in Path("/proc").iterdir():
-            if entry.name.isdigit() and (found := _stat(int(entry.name))):
+            if entry.name.isdigit() and (found := proc_stat(int(entry.name))):
                 parents[int(entry.name)], cpu[int(entry.name)] = found
         ours = {os.getpid()}
         grew = True
