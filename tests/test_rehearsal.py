@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from urllib.parse import urlsplit
@@ -37,6 +38,7 @@ def _rehearsal_url() -> str:
 
 @pytest.mark.timeout(240)
 def test_rehearsal_runs_every_phase_with_every_check_passing(tmp_path):
+    assert shutil.which("wrk"), "wrk is missing: `make wrk` installs it (make test does)"
     url = _rehearsal_url()
     record = tmp_path / "rehearsal.json"
     try:
