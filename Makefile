@@ -4,7 +4,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export DEBUG ?= 1
 
-.PHONY: run test lint bench load fuzz services migrate clean
+.PHONY: run test lint bench load fuzz services migrate clean wrk rehearsal rehearsal-tune \
+	rehearsal-untune
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -29,7 +30,7 @@ lint: $(STAMP)
 # The suite flushes its cache between tests: Redis databases of its own, not the dev ones.
 test: export REDIS_URL ?= redis://127.0.0.1:6379/2
 test: export CELERY_BROKER_URL ?= redis://127.0.0.1:6379/3
-test: services lint
+test: services lint wrk
 	scripts/ensure-browser
 	$(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/pytest
@@ -38,12 +39,36 @@ test: services lint
 # figure beside a baseline measured in the same run (bench/RESULTS.md has the latest).
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/voucher_service_bench
 
-bench: services
-	command -v wrk >/dev/null || { [ "$$(id -u)" -eq 0 ] || sudo_=sudo; \
-		$$sudo_ apt-get install -y -qq wrk >/dev/null; }
+bench: services wrk
 	for script in bench/bench_*.py; do \
 		DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) $$script || exit 1; \
 	done
+
+# The whole programme at its real size, phase by phase, on a database of its own (hours at
+# the default 33.7M customers; figures in var/rehearsal/<customers>.json). For the full run,
+# `make rehearsal-tune` first (it restarts PostgreSQL with bench/rehearsal_pg.conf; never
+# part of `make test`). REHEARSAL_OPTIONS: e.g. --from expiry, --seconds 5.
+CUSTOMERS ?= 33700000
+REHEARSAL_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/voucher_service_rehearsal
+REHEARSAL_OPTIONS ?=
+
+rehearsal: export REDIS_URL ?= redis://127.0.0.1:6379/12
+rehearsal: export CELERY_BROKER_URL ?= redis://127.0.0.1:6379/13
+rehearsal: services wrk
+	REHEARSAL_DATABASE_URL=$(REHEARSAL_DATABASE_URL) $(PY) bench/rehearsal \
+		--customers $(CUSTOMERS) $(REHEARSAL_OPTIONS)
+
+rehearsal-tune:
+	scripts/rehearsal-tune
+
+rehearsal-untune:
+	scripts/rehearsal-tune --undo
+
+# Debian's wrk, the HTTP load generator of the benchmarks and the rehearsal (its test too).
+wrk:
+	command -v wrk >/dev/null || { [ "$$(id -u)" -eq 0 ] || sudo_=sudo; \
+		$$sudo_ apt-get install -y -qq wrk >/dev/null 2>&1 \
+		|| { $$sudo_ apt-get update -qq && $$sudo_ apt-get install -y -qq wrk >/dev/null; }; }
 
 load: services
 	$(PY) -m pip install --quiet -e '.[dev,load]'

@@ -11,7 +11,8 @@ makes a campaign of N registry customers (every seventh closed, two components) 
 with the chunk statement. gunicorn, with the workers the deployment runs (the Dockerfile's
 command: 3 sync workers; ``BENCH_WORKER_CLASS`` / ``BENCH_WORKERS`` / ``BENCH_THREADS``
 override it, e.g. ``gthread``, 2, 4; keep-alive where the worker class has it), ``DEBUG``
-off, serves the project's WSGI application with one more route, ``/bench/bare``: a DRF
+off, serves the project's WSGI application with one more route (``bench/serving.py``,
+shared with the other HTTP benchmarks), ``/bench/bare``: a DRF
 view with the same customer JWT authentication and permission that only returns
 ``{"ok": true}``. Throttles run at their configured rates; the server trusts one proxy
 (``NUM_PROXIES=1``) and each request names a client address from RFC 2544's benchmarking
@@ -30,20 +31,14 @@ of requests, each signed by its own customer's JWT:
 from __future__ import annotations
 
 import argparse
-import contextlib
-import functools
 import http.client
-import itertools
 import json
 import os
-import pathlib
 import random
-import resource
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 from common import ROOT, free_port
 from common import make_campaign as make_registry
@@ -51,38 +46,22 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.management import call_command
 from django.db import connection
-from django.urls import path
-from rest_framework.response import Response
-from rest_framework.views import APIView
+from serving import (
+    add_bare_route,
+    client_address,
+    interleaved,
+    load,
+    server_workers,
+    serving,
+)
 
 from accounts.identity import mint_customer_token
-from voucher_service.permissions import IsCustomer
 from voucher_service.phones import phone_hash
 from vouchers.issuance.chunk import issue_chunk
 
 HIT_SET = 2_000
 CLAIM_SAMPLES = 400
 CPU_SAMPLES = 500
-
-class Bare(APIView):
-    permission_classes = [IsCustomer]
-
-    def get(self, request):
-        return Response({"ok": True})
-
-
-def _add_bare_route() -> None:
-    from config import urls
-
-    urls.urlpatterns.insert(0, path("bench/bare", Bare.as_view()))
-
-
-def _application():
-    """The project's WSGI application plus ``/bench/bare`` (gunicorn imports this module)."""
-    from django.core.wsgi import get_wsgi_application
-
-    _add_bare_route()
-    return get_wsgi_application()
 
 
 def cpu_per_request(requests: list[tuple[str, str]]) -> float:
@@ -108,138 +87,6 @@ def make_campaign(n: int) -> str:
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE vouchers_voucher; ANALYZE vouchers_registryentry")
     return slug
-
-
-
-def _production_env() -> dict[str, str]:
-    """The server runs as deployed: ``DEBUG`` off (so this process's development secrets are
-    passed explicitly: the tokens it mints must verify), request logs at WARNING, one
-    trusted proxy."""
-    return {"DEBUG": "0", "SECURE_SSL_REDIRECT": "0", "LOG_LEVEL": "WARNING",
-            "NUM_PROXIES": "1",
-            **{name: getattr(settings, name) for name in (
-                "SECRET_KEY", "PHONE_HASH_KEY", "CUSTOMER_JWT_KEY", "VOUCHER_CODE_KEY")}}
-
-
-_GUNICORN_OPTIONS = {"-k": "worker_class", "--worker-class": "worker_class", "-w": "workers",
-                     "--workers": "workers", "--threads": "threads"}
-
-
-def server_workers() -> dict[str, str]:
-    """gunicorn's worker class, workers and threads as deployed: the Dockerfile's ``CMD``
-    (gunicorn's defaults for what it does not name), unless ``BENCH_WORKER_CLASS``,
-    ``BENCH_WORKERS`` or ``BENCH_THREADS`` say otherwise."""
-    command = next(json.loads(line.removeprefix("CMD"))
-                   for line in (ROOT / "Dockerfile").read_text().splitlines()
-                   if line.startswith("CMD"))
-    options = {"worker_class": "sync", "workers": "1", "threads": "1"}
-    for flag, value in itertools.pairwise(command):
-        if "=" in flag:
-            flag, _, value = flag.partition("=")
-        if flag in _GUNICORN_OPTIONS:
-            options[_GUNICORN_OPTIONS[flag]] = value
-    return {name: os.environ.get(f"BENCH_{name.upper()}", value)
-            for name, value in options.items()}
-
-
-@contextlib.contextmanager
-def serving(log, **env: str) -> Iterator[int]:
-    """gunicorn on a free port, answering ``/healthz``; yields the port, stops it after."""
-    global _server_pid
-    port = free_port()
-    workers = server_workers()
-    process = subprocess.Popen(
-        [str(ROOT / ".venv/bin/gunicorn"), "bench_eligibility:application",
-         "--pythonpath", f"{ROOT},{ROOT / 'bench'}", "-k", workers["worker_class"],
-         "-w", workers["workers"], "--threads", workers["threads"], "--keep-alive", "30",
-         "-b", f"127.0.0.1:{port}", "--log-level", "warning"],
-        cwd=ROOT, env={**os.environ, **_production_env(), **env},
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        _server_pid = process.pid
-        yield port
-    finally:
-        _server_pid = None
-        process.terminate()
-        process.wait(timeout=30)
-
-
-_server_pid: int | None = None
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process, from /proc (0 if it is gone)."""
-    try:
-        fields = (pathlib.Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / _TICK
-
-
-def _server_cpu() -> dict[str, float]:
-    """CPU seconds so far of the gunicorn workers and of the Redis server the cache uses."""
-    workers = 0.0
-    if _server_pid is not None:
-        children = pathlib.Path(f"/proc/{_server_pid}/task/{_server_pid}/children")
-        with contextlib.suppress(OSError):
-            workers = sum(_cpu_seconds(int(pid)) for pid in children.read_text().split())
-    redis_seconds = 0.0
-    with contextlib.suppress(Exception):
-        redis_seconds = _cpu_seconds(int(_redis_pid()))
-    return {"workers": workers, "redis": redis_seconds}
-
-
-@functools.cache
-def _redis_pid() -> int:
-    from django_redis import get_redis_connection
-
-    return get_redis_connection("default").info("server")["process_id"]
-
-
-def client_address(i: int, k: int) -> str:
-    """A client address in RFC 2544's benchmarking range, as a trusted proxy would report it:
-    requests spread over many addresses, as from many phones (header text only)."""
-    return f"198.18.{i % 250}.{k % 250}"
-
-
-def load(port: int, requests: list[tuple[str, str]], *, connections: int,
-         seconds: float) -> dict:
-    """wrk (2 threads, ``connections`` keep-alive connections) replaying ``requests`` (path,
-    token), each with a client address of its own, for ``seconds``."""
-    listing = ROOT / "var" / "bench-eligibility-requests.tsv"
-    listing.write_text("".join(f"{url}\t{token}\t{client_address(k // 250, k)}\n"
-                               for k, (url, token) in enumerate(requests)))
-    threads = 2
-    cpu_before, wrk_before = _server_cpu(), resource.getrusage(resource.RUSAGE_CHILDREN)
-    load_before = os.getloadavg()[0]
-    result = subprocess.run(
-        ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s",
-         "--timeout", "10s", "-s", str(ROOT / "bench" / "wrk_replay.lua"),
-         f"http://127.0.0.1:{port}", "--", str(listing), str(threads)],
-        check=True, capture_output=True, text=True)
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
-    figures["per_second"] = figures["requests"] / figures["seconds"]
-    cpu_after, wrk_after = _server_cpu(), resource.getrusage(resource.RUSAGE_CHILDREN)
-    wrk_seconds = (wrk_after.ru_utime + wrk_after.ru_stime
-                   - wrk_before.ru_utime - wrk_before.ru_stime)
-    per_request = 1000 / max(figures["requests"], 1)
-    figures["cpu_ms"] = {**{name: per_request * (cpu_after[name] - cpu_before[name])
-                            for name in cpu_after}, "wrk": per_request * wrk_seconds}
-    figures["load"] = (load_before, os.getloadavg()[0])
-    return figures
 
 
 def claim_start_timing(port: int, slug: str, matched: list[str], unmatched: list[str]) -> dict:
@@ -298,24 +145,8 @@ def compare_interleaved(port: int, bare: list[tuple[str, str]], hits: list[tuple
                         rounds: int, connections: int, seconds: float) -> None:
     """Bare and hit in alternating rounds, so that whatever else loads the machine weighs on
     both alike; then both totals (p99: the worst round's) and their ratio."""
-    totals = {"bare": [], "hit": []}
-    for i in range(1, rounds + 1):
-        for kind, requests in (("bare", bare), ("hit", hits)):
-            result = load(port, requests, connections=connections, seconds=seconds / rounds)
-            totals[kind].append(result)
-            report(f"round {i}: {kind}", result)
-    summed = {}
-    for kind, results in totals.items():
-        requests = sum(r["requests"] for r in results)
-        summed[kind] = {
-            "requests": requests, "per_second": requests / sum(r["seconds"] for r in results),
-            "p50_ms": statistics.median(r["p50_ms"] for r in results),
-            "p99_ms": max(r["p99_ms"] for r in results),
-            "non_2xx": sum(r["non_2xx"] for r in results),
-            "socket_errors": sum(r["socket_errors"] for r in results),
-            "cpu_ms": {name: sum(r["cpu_ms"][name] * r["requests"] for r in results) / requests
-                       for name in results[0]["cpu_ms"]},
-            "load": (results[0]["load"][0], results[-1]["load"][1])}
+    summed = interleaved(port, {"bare": bare, "hit": hits}, rounds=rounds,
+                         connections=connections, seconds=seconds, on_round=report)
     report("**bare DRF endpoint** (JWT auth, no DB, no cache)", summed["bare"])
     report("**eligibility, Redis hit**", summed["hit"])
     print(f"| hit / bare | {summed['hit']['per_second'] / summed['bare']['per_second']:.0%} "
@@ -392,7 +223,7 @@ def main() -> None:
             load(port, bare, connections=args.connections, seconds=5)
             report("eligibility, Redis down (PostgreSQL only, throttles open)",
                    load(port, [(check, token(c)) for c in cold[budget:]], **run))
-    _add_bare_route()
+    add_bare_route()
     cpu_hot, cpu_cold = hot[:CPU_SAMPLES], cold[-CPU_SAMPLES:]  # cold: not yet cached
     print(f"\nCPU per request in-process (Django test client, {CPU_SAMPLES} each, "
           "default Redis up):")
@@ -408,5 +239,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-else:
-    application = _application()

@@ -83,20 +83,29 @@ def raw_copy(path: Path) -> float:
         return time.perf_counter() - started
 
 
-def raw_registry_insert() -> float:
+# The copied rows cast and inserted as they are (no checks, no hashing, no ON CONFLICT),
+# into the registry or a table of its shape (``{table}``).
+RAW_REGISTRY_INSERT = """
+INSERT INTO {table} (campaign_id, customer_id, account_status, account_closed_at,
+                     phone_hash, imported_at)
+SELECT %s, customer_id::bigint, account_status, nullif(account_closed_at, '')::timestamptz,
+       NULL, now()
+FROM bench_raw_copy
+"""
+
+
+def raw_registry_insert(*, table: str = "vouchers_registryentry",
+                        campaign_id: int | None = None) -> float:
     """The copied rows cast and inserted into the registry as they are (no checks, no
     hashing, no ON CONFLICT): what writing them to that table, its indexes and its foreign
-    key costs at least."""
-    campaign = create_campaign(slug=f"bench-raw-{time.time_ns()}", name="bench raw",
-                               eligibility_opens_at=timezone.now(), actor="bench")
+    key costs at least. Into a new campaign unless ``campaign_id`` is given; drops the
+    copied rows' table after."""
+    if campaign_id is None:
+        campaign_id = create_campaign(slug=f"bench-raw-{time.time_ns()}", name="bench raw",
+                                      eligibility_opens_at=timezone.now(), actor="bench").pk
     with connection.cursor() as cursor:
         started = time.perf_counter()
-        cursor.execute(
-            "INSERT INTO vouchers_registryentry (campaign_id, customer_id, account_status, "
-            "account_closed_at, phone_hash, imported_at) "
-            "SELECT %s, customer_id::bigint, account_status, "
-            "nullif(account_closed_at, '')::timestamptz, NULL, now() FROM bench_raw_copy",
-            [campaign.pk])
+        cursor.execute(RAW_REGISTRY_INSERT.format(table=table), [campaign_id])
         elapsed = time.perf_counter() - started
         cursor.execute("DROP TABLE bench_raw_copy")
     return elapsed

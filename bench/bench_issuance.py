@@ -25,21 +25,21 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import psycopg
 from common import ROOT, make_campaign
 from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
+from workers import celery_worker, wait_for_run
 
 from vouchers.issuance import services
 from vouchers.issuance.chunk import issue_chunk
-from vouchers.issuance.models import IssuanceRun
 
-# The baseline: the voucher rows the chunk statement writes, nothing else.
+# The baseline: the voucher rows the chunk statement writes, nothing else; ``{table}``:
+# vouchers_voucher, or a table of the same shape (the rehearsal's).
 _RAW = """
-INSERT INTO vouchers_voucher (
+INSERT INTO {table} (
     campaign_id, component_id, registry_customer_id, customer_id, category, amount_krw,
     balance_krw, single_use, min_order_krw, status, issued_at, expires_at, issuance_run_id
 )
@@ -81,35 +81,11 @@ def timed(fn) -> float:
     return time.perf_counter() - started
 
 
-def raw_insert(campaign_id: int, n: int) -> None:
+def raw_insert(campaign_id: int, n: int, *, table: str = "vouchers_voucher") -> None:
+    """The vouchers of the campaign's registry customers with ids 1..n, in one statement."""
     with connection.cursor() as cursor:
-        cursor.execute(_RAW, {"campaign_id": campaign_id, "lo": 1, "hi": n + 1})
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().split(") ")[1].split()[1]) == pid:
-                    found.append(int(entry.name))
-            except (OSError, IndexError):
-                continue
-    return found
-
-
-def peak_rss_mib(pid: int) -> float:
-    """Largest VmHWM (peak resident set) of the worker and its pool processes."""
-    peaks = []
-    for p in [pid, *_children(pid)]:
-        try:
-            status = Path(f"/proc/{p}/status").read_text()
-        except OSError:
-            continue
-        kib = next(int(line.split()[1]) for line in status.splitlines()
-                   if line.startswith("VmHWM"))
-        peaks.append(kib / 1024)
-    return max(peaks)
+        cursor.execute(_RAW.format(table=table), {"campaign_id": campaign_id, "lo": 1,
+                                                  "hi": n + 1})
 
 
 class Sampler(threading.Thread):
@@ -141,15 +117,11 @@ def counters() -> dict[str, int]:
 
 def worker_run(n: int, *, concurrency: int, in_flight: int, chunk_size: int) -> dict:
     campaign_id = make_campaign(f"bench-run-{time.time_ns()}", n)
-    env = {**os.environ, "ISSUANCE_MAX_IN_FLIGHT": str(in_flight)}
-    worker = subprocess.Popen(
-        [str(ROOT / ".venv/bin/celery"), "-A", "config", "worker", "-P", "prefork",
-         "-c", str(concurrency), "--loglevel=WARNING", "--without-mingle", "--without-gossip"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {"ISSUANCE_MAX_IN_FLIGHT": str(in_flight)}
     settings.ISSUANCE_CHUNK_SIZE = chunk_size  # read by create_run, in this process
     sampler = Sampler()
-    try:
-        time.sleep(4)  # worker start-up, not part of the run
+    with celery_worker(concurrency=concurrency, env=env,
+                       log_path=ROOT / "var" / "bench-issuance-worker.log") as worker:
         from vouchers.models import Campaign
 
         campaign = Campaign.objects.get(pk=campaign_id)
@@ -159,13 +131,7 @@ def worker_run(n: int, *, concurrency: int, in_flight: int, chunk_size: int) -> 
         run = services.create_run(campaign=campaign, actor="bench-a", dry_run_only=False)
         planned = time.perf_counter() - started
         services.approve_run(run_id=run.pk, actor="bench-b")
-        peak = 0.0
-        while True:
-            status = IssuanceRun.objects.values_list("status", flat=True).get(pk=run.pk)
-            peak = max(peak, peak_rss_mib(worker.pid))
-            if status in ("completed", "failed", "cancelled"):
-                break
-            time.sleep(0.2)
+        status, peak = wait_for_run(run.pk, worker_pid=worker.pid)
         elapsed = time.perf_counter() - started
         sampler.stop.set()
         sampler.join()
@@ -174,9 +140,6 @@ def worker_run(n: int, *, concurrency: int, in_flight: int, chunk_size: int) -> 
         with connection.cursor() as cursor:
             cursor.execute(_CHUNK_TIMES, [run.pk])
             in_chunks, per_chunk = cursor.fetchone()
-    finally:
-        worker.terminate()
-        worker.wait(timeout=30)
     return {"seconds": elapsed, "plan_seconds": planned, "chunks": run.chunk_count,
             "peak_rss_mib": peak, "waits": sampler.profile(),
             "busy": float(in_chunks) / (elapsed * concurrency), "per_chunk": float(per_chunk),

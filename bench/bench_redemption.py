@@ -51,6 +51,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.db.models import Sum
 from django.test import Client, override_settings
+from serving import cpu_seconds, post_load
 
 from accounts.services import create_principal
 from vouchers.identifiers import public_voucher_id
@@ -137,86 +138,6 @@ def _client_process(port: int, token: str, bodies: list[tuple[str, dict]], threa
     out.put(results)
 
 
-# wrk's script: POSTs the bodies listed in a file, one "path<TAB>JSON" a line, thread k of
-# n taking lines k, k + n, ... in turn, each request with a fresh Idempotency-Key (the
-# run's prefix, the thread, a counter); counts the 201 answers and the won they report.
-# Usage: wrk -s SCRIPT URL -- TOKEN FILE THREADS KEY_PREFIX
-_WRK_SCRIPT = r"""
-local threads = {}
-
-function setup(thread)
-   thread:set("id", #threads)
-   table.insert(threads, thread)
-end
-
-function init(args)
-   token, prefix = args[1], args[4]
-   local n = tonumber(args[3])
-   local lines = {}
-   for line in io.lines(args[2]) do
-      lines[#lines + 1] = line
-   end
-   paths, bodies = {}, {}
-   for k = 1, #lines do
-      -- a list shorter than the threads (one voucher): every thread takes all of it
-      if (k - 1) % n == id or #lines < n then
-         local path, body = lines[k]:match("^([^\t]+)\t(.+)$")
-         paths[#paths + 1], bodies[#bodies + 1] = path, body
-      end
-   end
-   position, sent, created, won = 0, 0, 0, 0
-end
-
-function request()
-   position = position % #bodies + 1
-   sent = sent + 1
-   return wrk.format("POST", paths[position], {
-      ["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json",
-      ["Idempotency-Key"] = prefix .. "-" .. id .. "-" .. sent}, bodies[position])
-end
-
-function response(status, headers, body)
-   if status == 201 then
-      created = created + 1
-      won = won + tonumber(body:match('"amount_krw":%s*(%d+)'))
-   end
-end
-
-function done(summary, latency, requests)
-   local total_created, total_won = 0, 0
-   for _, thread in ipairs(threads) do
-      total_created = total_created + thread:get("created")
-      total_won = total_won + thread:get("won")
-   end
-   io.write(string.format(
-      '{"requests": %d, "seconds": %.3f, "created": %d, "won": %d, "non_2xx": %d, ' ..
-      '"socket_errors": %d}\n', summary.requests, summary.duration / 1e6, total_created,
-      total_won, summary.errors.status, summary.errors.connect + summary.errors.read +
-      summary.errors.write + summary.errors.timeout))
-end
-"""
-
-
-def run_phase_wrk(port: int, token: str, bodies: list[tuple[str, dict]], *, clients: int,
-                  processes: int, seconds: float, workdir: str) -> dict:
-    """The same load from wrk (C: it takes far less of the shared cores than the Python
-    clients): ``clients`` connections on ``processes`` threads, for ``seconds``."""
-    script, listing = Path(workdir, "checkout.lua"), Path(workdir, "bodies.tsv")
-    script.write_text(_WRK_SCRIPT)
-    listing.write_text("".join(f"{path}\t{json.dumps(body)}\n" for path, body in bodies))
-    wrk = subprocess.run(
-        ["wrk", "-t", str(processes), "-c", str(clients), "-d", f"{seconds:.0f}s",
-         "--timeout", "30s", "-s",
-         str(script), f"http://127.0.0.1:{port}", "--", token, str(listing), str(processes),
-         uuid.uuid4().hex], capture_output=True, text=True, check=True)
-    summary = json.loads(wrk.stdout.strip().splitlines()[-1])
-    ok = summary["requests"] - summary["non_2xx"]
-    statuses = Counter({("2xx", None): ok, ("non-2xx", None): summary["non_2xx"],
-                        ("socket errors", None): summary["socket_errors"]})
-    return {"rps": summary["requests"] / summary["seconds"], "requests": summary["requests"],
-            "statuses": +statuses, "won_201": summary["won"]}
-
-
 def run_phase(port: int, token: str, bodies: list[tuple[str, dict]], *, clients: int,
               processes: int, seconds: float) -> dict:
     """``clients`` concurrent clients in ``processes`` processes, for ``seconds``."""
@@ -246,12 +167,6 @@ def _combined(rounds: list[dict]) -> dict:
             "won_201": sum(r["won_201"] for r in rounds)}
 
 
-def _cpu_seconds(pid: int) -> float:
-    """CPU time so far of a process of this machine (user and system, from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def cpu_per_request(token: str, phases: dict[str, list[tuple[str, dict]]], *, rounds: int,
                     per_round: int) -> dict[str, tuple[float, float]]:
     """CPU milliseconds per request (this process, its PostgreSQL backend) of each phase's
@@ -269,7 +184,7 @@ def cpu_per_request(token: str, phases: dict[str, list[tuple[str, dict]]], *, ro
         with override_settings(ROOT_URLCONF="tests.auth_urls", DEBUG=False):
             for _ in range(rounds):
                 for name, bodies in phases.items():
-                    python, backend = time.process_time(), _cpu_seconds(backend_pid)
+                    python, backend = time.process_time(), cpu_seconds(backend_pid)
                     for _ in range(per_round):
                         path, body = bodies[position[name] % len(bodies)]
                         position[name] += 1
@@ -278,7 +193,7 @@ def cpu_per_request(token: str, phases: dict[str, list[tuple[str, dict]]], *, ro
                                                HTTP_IDEMPOTENCY_KEY=uuid.uuid4().hex)
                         assert response.status_code in (200, 201), response.content
                     spent[name][0] += time.process_time() - python
-                    spent[name][1] += _cpu_seconds(backend_pid) - backend
+                    spent[name][1] += cpu_seconds(backend_pid) - backend
     finally:
         logging.disable(logging.NOTSET)
     n = rounds * per_round
@@ -328,7 +243,7 @@ def main() -> None:
                      "seconds": args.seconds / args.rounds}
             load = run_phase
             if args.load == "wrk":
-                load = functools.partial(run_phase_wrk, workdir=settings_dir)
+                load = functools.partial(post_load, workdir=settings_dir)
             load(port, token, bare, **{**phase, "seconds": 3.0})  # warm-up
             # Skip the voucher of the one-voucher phase; each round spends its own share.
             shares = [spread[1:][r::args.rounds] for r in range(args.rounds)]

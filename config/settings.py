@@ -278,10 +278,6 @@ SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({
     "AppealStatusEnum": "vouchers.appeals.models.AppealStatus",
 })
 
-# Appeals: an appeal's status is an enum of its own beside the other "status" fields.
-SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["AppealStatusEnum"] = (
-    "vouchers.appeals.models.AppealStatus")
-
 # Eligibility check, closed-account claims, throttles
 # Cached eligibility answers live this long unless a writer fences them sooner (see
 # vouchers/eligibility/cache.py); after a change, checks read PostgreSQL for the fence's time.

@@ -1,0 +1,1 @@
+"""The rehearsal: the whole programme at its real size, phase by phase (see __main__)."""
