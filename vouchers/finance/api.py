@@ -1,5 +1,6 @@
 """Finance endpoints: read-only, finance role (audit events also for operations)."""
 
+import csv
 import io
 import json
 
@@ -12,7 +13,6 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from voucher_service import spreadsheets
 from voucher_service.models import AuditEvent
 from voucher_service.pagination import CreatedAtCursorPagination, IdCursorPagination
 from voucher_service.permissions import IsFinance, roles
@@ -203,10 +203,10 @@ class CSVRenderer(BaseRenderer):
 
 def _csv_chunks(rows, *, rows_per_chunk: int = 1000):
     """CSV text in chunks of ``rows_per_chunk`` rows, header first: few, large writes
-    to the client, and never more than one chunk in memory. Cells that a spreadsheet
-    would run as formulas are neutralised (``voucher_service.spreadsheets``)."""
+    to the client, and never more than one chunk in memory. The rows' text cells come
+    neutralised for spreadsheets (``voucher_service.spreadsheets``)."""
     buffer = io.StringIO()
-    writer = spreadsheets.writer(buffer)
+    writer = csv.writer(buffer)
     writer.writerow(EXPORT_COLUMNS)
     for count, row in enumerate(rows, start=1):
         writer.writerow(row)

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
-from django.db.models import CharField, F, Func, QuerySet, Sum
+from django.db.models import CharField, Expression, F, Func, QuerySet, Sum
 from django.utils import timezone
 
+from voucher_service.spreadsheets import SpreadsheetText
 from vouchers.identifiers import public_voucher_id
 from vouchers.models import Account, Campaign, LedgerBalance, LedgerDaily
 from vouchers.redemption.models import Redemption
@@ -128,16 +129,29 @@ def redemptions(
     return rows.order_by("created_at", "id")
 
 
+# ISO 8601 in UTC, formatted by PostgreSQL.
+_ISO_UTC = """to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')"""
+
+
+def _iso_utc(field: str) -> Func:
+    return Func(F(field), template=_ISO_UTC, output_field=CharField())
+
+
 @dataclass(frozen=True)
 class ExportColumn:
-    """One column of the redemption export: its header, what the queryset reads for it
-    (a field path or an annotation), the PostgreSQL type psycopg's COPY loader parses it
-    as, and what Python makes of the loaded value, if anything."""
+    """One column of the redemption export: its header, what the queryset reads for it (a
+    field path or an expression), the PostgreSQL type psycopg's COPY loader parses it as,
+    and what Python makes of the loaded value, if anything. Text columns are written as a
+    spreadsheet must read them (``SpreadsheetText``)."""
 
     header: str
-    source: str
+    source: str | Expression
     pg_type: str
     convert: Callable[[Any], Any] | None = None
+
+    def expression(self) -> Expression:
+        value = F(self.source) if isinstance(self.source, str) else self.source
+        return SpreadsheetText(value) if self.pg_type in ("varchar", "text") else value
 
 
 EXPORT = (
@@ -152,13 +166,10 @@ EXPORT = (
     ExportColumn("forfeited_krw", "forfeited_krw", "int8"),
     ExportColumn("refunded_krw", "refunded_krw", "int8"),
     ExportColumn("order_total_krw", "order_total_krw", "int8"),
-    ExportColumn("created_at", "created_iso", "text"),
-    ExportColumn("updated_at", "updated_iso", "text"),
+    ExportColumn("created_at", _iso_utc("created_at"), "text"),
+    ExportColumn("updated_at", _iso_utc("updated_at"), "text"),
 )
 EXPORT_COLUMNS = tuple(column.header for column in EXPORT)
-
-# ISO 8601 in UTC, formatted by PostgreSQL.
-_ISO_UTC = """to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')"""
 _CONVERTED = [(i, column.convert) for i, column in enumerate(EXPORT) if column.convert]
 
 
@@ -167,10 +178,10 @@ def export_rows(rows: QuerySet[Redemption]) -> Iterator[Sequence]:
     queryset's own SQL runs as ``COPY (...) TO STDOUT``, which PostgreSQL streams and
     psycopg parses in C a block at a time; Python only converts the columns that say so
     (the public voucher id). Holds the connection until the last row is read."""
-    values = rows.annotate(
-        created_iso=Func(F("created_at"), template=_ISO_UTC, output_field=CharField()),
-        updated_iso=Func(F("updated_at"), template=_ISO_UTC, output_field=CharField()),
-    ).values_list(*(column.source for column in EXPORT))
+    names = [f"export_{i}" for i in range(len(EXPORT))]
+    values = rows.annotate(**{
+        name: column.expression() for name, column in zip(names, EXPORT, strict=True)
+    }).values_list(*names)
     sql, params = values.query.sql_with_params()
     # The statement is Django's own compilation of the queryset; values are parameters.
     with connection.cursor() as cursor, cursor.cursor.copy(
