@@ -65,7 +65,7 @@ def test_a_fresh_range_issued_into_meanwhile_falls_back_to_on_conflict(campaign)
         other.commit()
         worker.join(timeout=30)
     customers = 20 - len(EXCLUDED)
-    assert issued["result"].vouchers_issued == customers * 4 - 1
+    assert issued["result"] == customers * 4 - 1
     counts = Voucher.objects.filter(campaign=campaign).values(
         "registry_customer_id", "component_id").annotate(n=Count("pk"))
     assert len(counts) == customers * 4 and {c["n"] for c in counts} == {1}

@@ -37,8 +37,8 @@ def _balances(campaign_id: int) -> dict[str, int]:
 @pytest.mark.django_db
 def test_chunk_issuance_posts_summary_postings(issued):
     campaign, result = issued
-    assert result.vouchers_issued == 8 and result.customers_issued == 4
-    assert result.amount_krw == 4 * 25_000
+    assert result == 8
+    assert Voucher.objects.values("registry_customer_id").distinct().count() == 4
     assert LedgerPosting.objects.filter(voucher_id__isnull=False).count() == 0
     assert _balances(campaign.pk) == {"expense": 100_000, "liability": -75_000,
                                       "unclaimed": -25_000}
@@ -51,7 +51,7 @@ def test_chunk_issuance_posts_summary_postings(issued):
 def test_chunk_issuance_is_idempotent(issued):
     campaign, _ = issued
     again = issue_chunk(campaign_id=campaign.pk, lo=1, hi=100, run_id=None, chunk_id=2)
-    assert again.vouchers_issued == 0
+    assert again == 0
     assert Voucher.objects.count() == 8
     assert _balances(campaign.pk)["expense"] == 100_000
 

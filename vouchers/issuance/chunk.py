@@ -28,7 +28,6 @@ it waits for the next run, like the planned customers it displaced.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from uuid import UUID
 
 from django.db import IntegrityError, connection, transaction
@@ -37,13 +36,6 @@ from voucher_service.integrity import violated_constraint
 from vouchers.eligibility.registered import REGISTRY_ROW_REGISTERED, lock_campaign_issuance
 
 ONE_PER_CUSTOMER_COMPONENT = "voucher_one_per_customer_component"
-
-
-@dataclass(frozen=True)
-class ChunkResult:
-    vouchers_issued: int
-    customers_issued: int
-    amount_krw: int
 
 
 # A registry row ``r`` still owed a voucher: some component of its campaign has none for it.
@@ -117,9 +109,7 @@ noticed AS (
            min(first_active), max(last_active), %(lo)s, now()
     FROM totals HAVING count(first_active) > 0
 )
-SELECT coalesce(sum(n), 0), (SELECT count(DISTINCT registry_customer_id) FROM issued),
-       coalesce(sum(total), 0)
-FROM totals
+SELECT coalesce(sum(n), 0) FROM totals
 """
 _ON_CONFLICT = "ON CONFLICT (campaign_id, registry_customer_id, component_id) DO NOTHING"
 _STAGE = f"""
@@ -162,9 +152,10 @@ def _issue_fresh_range(cursor, plain: str, params: dict) -> tuple | None:
 def issue_chunk(
     *, campaign_id: int, lo: int, hi: int, run_id: UUID | None, chunk_id: int | None,
     limit: int | None = None,
-) -> ChunkResult:
-    """Issues the chunk in its own short transaction (or the caller's, if one is open); with
-    ``limit``, to at most that many customers of the range not yet issued, lowest ids first."""
+) -> int:
+    """Issues the chunk in its own short transaction (or the caller's, if one is open) and
+    returns how many vouchers it issued; with ``limit``, to at most that many customers of
+    the range not yet issued, lowest ids first."""
     params = {"campaign_id": campaign_id, "lo": lo, "hi": hi, "run_id": run_id,
               "chunk_id": chunk_id, "limit": limit}
     plain, idempotent = _FORMS[limit is not None]
@@ -175,6 +166,4 @@ def issue_chunk(
         if row is None:
             cursor.execute(idempotent, params)
             row = cursor.fetchone()
-    vouchers, customers, amount = row
-    return ChunkResult(vouchers_issued=int(vouchers), customers_issued=customers,
-                       amount_krw=int(amount))
+    return int(row[0])

@@ -115,12 +115,12 @@ def process_chunk(*, chunk_id: int, claim: str) -> UUID | None:
         if chunk is None:  # recovered meanwhile and taken by another worker
             return None
         staged = chunk.run.max_customers is not None
-        result = issue_chunk(campaign_id=chunk.run.campaign_id, lo=chunk.lo, hi=chunk.hi,
+        issued = issue_chunk(campaign_id=chunk.run.campaign_id, lo=chunk.lo, hi=chunk.hi,
                              run_id=chunk.run_id, chunk_id=chunk.pk,
                              limit=chunk.customers if staged else None)
         chunk.status = ChunkStatus.DONE
         chunk.finished_at = timezone.now()
-        chunk.vouchers_issued = result.vouchers_issued
+        chunk.vouchers_issued = issued
         chunk.customers_done = chunk.customers
         chunk.last_error = ""
         chunk.save(update_fields=["status", "finished_at", "vouchers_issued", "customers_done",
