@@ -13,7 +13,7 @@ finishes before an exclusion commits and every chunk that starts later sees it.
 from __future__ import annotations
 
 from django.db import connection
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q
 
 from vouchers.models import Exclusion
 
@@ -40,10 +40,6 @@ def excluded(*, campaign=None, customer=None) -> Exists:
     return Exists(Exclusion.objects.filter(
         in_force, campaign_id=campaign or OuterRef("campaign_id"),
         customer_id=customer or OuterRef("customer_id")))
-
-
-def exclusions_in_force(**filters) -> QuerySet[Exclusion]:
-    return Exclusion.objects.filter(in_force, **filters)
 
 
 # pg_advisory_xact_lock(int, int) key space: (this constant, campaign id).
