@@ -1,4 +1,4 @@
-"""Checkout throughput over HTTP: redemptions per second against a bare DRF endpoint.
+"""Checkout throughput over HTTP: redemptions per second against two bare DRF endpoints.
 
     DEBUG=1 DATABASE_URL=postgres://postgres@127.0.0.1:5432/vs_h3_bench \\
     REDIS_URL=redis://127.0.0.1:6379/8 CELERY_BROKER_URL=redis://127.0.0.1:6379/9 \\
@@ -7,24 +7,27 @@
 Creates the database if needed and migrates it, issues the vouchers (one 50,000 won
 multi-use voucher per customer, through issuance's chunk statement), and starts one real
 gunicorn server (gthread workers, ``DEBUG`` off, log level WARNING) on a free port. Its
-URLconf is the test one (``tests.auth_urls``): every API route plus ``POST /t/echo``, a
-bare DRF view with the same bearer authentication and checkout role that validates one
-amount and echoes it — the baseline. Then, with the same clients (processes of threads,
-keep-alive connections; with ``--load wrk`` the same connections from wrk, which needs
-Debian's package, ``apt-get install -y wrk``, and takes far less of the shared cores),
-the phases run in turn for a fixed time, in rounds (``--rounds``, 3 by default: the
-machine's other load weighs on every phase alike):
+URLconf is ``bench/redemption_urls.py``: every API route plus two baselines with the same
+bearer authentication and checkout role, ``POST /t/echo`` (validates one amount and echoes
+it: bare) and ``POST /t/commit`` (the same, then one row committed in a transaction:
+bare+commit). Then, with the same clients (processes of threads, keep-alive connections;
+with ``--load wrk`` the same connections from wrk, which needs Debian's package,
+``apt-get install -y wrk``, and takes far less of the shared cores), the phases run in turn
+for a fixed time, in rounds (``--rounds``, 3 by default: the machine's other load weighs on
+every phase alike):
 
 * bare: ``POST /t/echo``;
+* bare+commit: ``POST /t/commit``;
 * spread: ``POST /api/v1/redemptions`` (capture, 1,000 won, a fresh Idempotency-Key),
   each request on another voucher;
 * one voucher: the same with every client on one voucher (1 won each), then the check that
   nothing was lost: the won the 201 answers report equal the voucher's balance drop, the
   redemption rows and the ledger's redeemed postings.
 
-Last, the CPU per request of the bare and the checkout requests, sent in-process through
-Django's test client (this process and its PostgreSQL backend, from /proc): unlike the
-rates, it hardly depends on what else runs on the machine.
+Last, the CPU per request of the baselines and the checkout requests, sent in-process
+through Django's test client (this process and its PostgreSQL backend, from /proc): unlike
+the rates, it hardly depends on what else runs on the machine. The last line sums it up:
+the spread rate against both baselines and the PostgreSQL CPU per checkout.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.db.models import Sum
 from django.test import Client, override_settings
+from redemption_urls import create_commit_table
 from serving import cpu_seconds, post_load
 
 from accounts.services import create_principal
@@ -66,7 +70,8 @@ _CHECKOUT_TABLES = (
     "redemption_redemptionevent", "voucher_service_auditevent",
     "voucher_service_idempotencykey",
 )
-_SERVER_SETTINGS = 'from config.settings import *  # noqa\nROOT_URLCONF = "tests.auth_urls"\n'
+_URLCONF = "redemption_urls"
+_SERVER_SETTINGS = f'from config.settings import *  # noqa\nROOT_URLCONF = "{_URLCONF}"\n'
 
 
 def issue_vouchers(n: int) -> tuple[int, list[Voucher]]:
@@ -84,7 +89,7 @@ def issue_vouchers(n: int) -> tuple[int, list[Voucher]]:
 
 def start_server(port: int, workers: int, threads: int, settings_dir: str) -> subprocess.Popen:
     env = {
-        **os.environ, "PYTHONPATH": os.pathsep.join([settings_dir, str(ROOT)]),
+        **os.environ, "PYTHONPATH": os.pathsep.join([settings_dir, str(ROOT), str(ROOT / "bench")]),
         "DJANGO_SETTINGS_MODULE": "bench_server_settings", "DEBUG": "0",
         "SECURE_SSL_REDIRECT": "0", "LOG_LEVEL": "WARNING",
         **{name: getattr(settings, name) for name in (
@@ -181,7 +186,7 @@ def cpu_per_request(token: str, phases: dict[str, list[tuple[str, dict]]], *, ro
     position = dict.fromkeys(phases, 0)
     logging.disable(logging.INFO)
     try:
-        with override_settings(ROOT_URLCONF="tests.auth_urls", DEBUG=False):
+        with override_settings(ROOT_URLCONF=_URLCONF, DEBUG=False):
             for _ in range(rounds):
                 for name, bodies in phases.items():
                     python, backend = time.process_time(), cpu_seconds(backend_pid)
@@ -220,6 +225,7 @@ def main() -> None:
     subprocess.run([sys.executable, str(ROOT / "scripts/create_database.py"),
                     os.environ["DATABASE_URL"]], check=True)
     call_command("migrate", verbosity=0)
+    create_commit_table()
 
     started = time.perf_counter()
     campaign_id, vouchers = issue_vouchers(args.vouchers)
@@ -232,6 +238,7 @@ def main() -> None:
     target = vouchers[0]
     one = [("/api/v1/redemptions", {**spread[0][1], "amount_krw": 1, "order_total_krw": 1})]
     bare = [("/t/echo", {"amount_krw": 1_000})]
+    commit = [("/t/commit", {"amount_krw": 1_000})]
 
     connection.close()  # the client processes are forked: they must not share it
     port = free_port()
@@ -248,6 +255,7 @@ def main() -> None:
             # Skip the voucher of the one-voucher phase; each round spends its own share.
             shares = [spread[1:][r::args.rounds] for r in range(args.rounds)]
             rounds = [{"bare": load(port, token, bare, **phase),
+                       "commit": load(port, token, commit, **phase),
                        "spread": load(port, token, shares[r], **phase),
                        "one": load(port, token, one, **phase)} for r in range(args.rounds)]
         finally:
@@ -255,7 +263,7 @@ def main() -> None:
             server.wait(timeout=30)
 
     # Vouchers the HTTP phases did not reach (they take the first of each client's share).
-    cpu = cpu_per_request(token, {"bare": bare, "spread": spread[-1_000:]},
+    cpu = cpu_per_request(token, {"bare": bare, "commit": commit, "spread": spread[-1_000:]},
                           rounds=args.cpu_rounds, per_round=20)
     target.refresh_from_db()
     one_redeemed = -(LedgerPosting.objects.filter(voucher_id=target.pk, account="redeemed")
@@ -263,7 +271,7 @@ def main() -> None:
     one_rows = Redemption.objects.filter(voucher_id=target.pk).count()
     report = verify_ledger(campaign_id=campaign_id)
     results = {name: _combined([r[name] for r in rounds]) for name in rounds[0]}
-    bare_rps = results["bare"]["rps"]
+    bare_rps, commit_rps = results["bare"]["rps"], results["commit"]["rps"]
     print(f"vouchers: {args.vouchers:,} issued in {issue_seconds:.1f} s; {args.clients} "
           f"clients ({args.load}, {args.processes} processes or threads); gunicorn "
           f"{args.workers} workers x "
@@ -272,15 +280,15 @@ def main() -> None:
         print(f"round {r}: " + ", ".join(f"{name} {m['rps']:,.0f} req/s"
                                          for name, m in measured.items()))
     for name, label in (("bare", "bare DRF POST /t/echo"),
+                        ("commit", "bare+commit DRF POST /t/commit"),
                         ("spread", "redemptions, each on another voucher"),
                         ("one", "redemptions, all clients on one voucher")):
         r = results[name]
-        print(f"{label}: {r['rps']:,.0f} req/s ({r['rps'] / bare_rps:.0%} of bare), "
-              f"{r['requests']:,} requests, answers {dict(r['statuses'])}")
-    (bare_py, bare_pg), (spread_py, spread_pg) = cpu["bare"], cpu["spread"]
-    print(f"CPU per request in-process (Python + PostgreSQL backend, ms): bare "
-          f"{bare_py:.2f} + {bare_pg:.2f}, checkout {spread_py:.2f} + {spread_pg:.2f}; "
-          f"bare / checkout {(bare_py + bare_pg) / (spread_py + spread_pg):.0%}")
+        print(f"{label}: {r['rps']:,.0f} req/s ({r['rps'] / bare_rps:.0%} of bare, "
+              f"{r['rps'] / commit_rps:.0%} of bare+commit), {r['requests']:,} requests, "
+              f"answers {dict(r['statuses'])}")
+    print("CPU per request in-process (Python + PostgreSQL backend, ms): " + ", ".join(
+        f"{name} {python:.2f} + {backend:.2f}" for name, (python, backend) in cpu.items()))
     drop = 50_000 - target.balance_krw
     # wrk stops at the deadline without reading the answers still in flight (at most one
     # per connection and round), which the server commits all the same.
@@ -292,6 +300,10 @@ def main() -> None:
           f"{one_redeemed:,} won ({unread} answers in flight at the end): "
           f"{'no lost update' if consistent else 'MISMATCH'}")
     print(f"verify_ledger on the bench campaign: {'ok' if report.ok else 'FAILED'}")
+    spread_rps = results["spread"]["rps"]
+    print(f"checkout: {100 * spread_rps / bare_rps:.0f}% of bare, "
+          f"{100 * spread_rps / commit_rps:.0f}% of bare+commit, "
+          f"{cpu['spread'][1]:.2f} ms PostgreSQL CPU per checkout")
 
 
 if __name__ == "__main__":
