@@ -4,6 +4,7 @@ import os
 
 from celery import Celery
 
+from voucher_service import schedule as audit_schedule
 from vouchers.eligibility import schedule as eligibility_schedule
 from vouchers.finance import schedule as finance_schedule
 from vouchers.issuance import schedule as issuance_schedule
@@ -28,6 +29,7 @@ app.conf.update(
     timezone="Asia/Seoul",
     enable_utc=True,
     beat_schedule={
+        **audit_schedule.BEAT_SCHEDULE,
         **eligibility_schedule.BEAT_SCHEDULE,
         **issuance_schedule.BEAT_SCHEDULE,
         **redemption_schedule.BEAT_SCHEDULE,

@@ -244,6 +244,9 @@ LOGGING = {
 # Audit trail: parallel hash chains, an event in its target's chain (voucher_service.audit).
 # Changing it later is safe: existing events keep their chain numbers and links.
 AUDIT_CHAINS = env.int("AUDIT_CHAINS", default=32)
+# The sealer links events every AUDIT_SEAL_INTERVAL_SECONDS (voucher_service/schedule.py);
+# verify_audit_chain fails on an event left unsealed longer than this.
+AUDIT_SEAL_MAX_LAG_SECONDS = env.int("AUDIT_SEAL_MAX_LAG_SECONDS", default=300)
 
 # Issuance
 # Chunks in flight per run (sent to the broker, not yet done): pause and cancel take effect

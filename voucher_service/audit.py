@@ -1,19 +1,24 @@
-"""Appending to and verifying the hash-chained audit trail.
+"""Appending to the audit trail, and verifying its hash chains.
 
-Each event stores the previous event's hash and a SHA-256 over its own content and that
-previous hash, so editing or deleting any event (even with raw SQL, triggers disabled)
-breaks every later link of its chain. Appends to a chain take a transaction-scoped
-advisory lock of that chain, so concurrent writers line up and no chain forks; the lock is
-held until the caller commits, WAL flush included.
+An event is appended unsealed, inside the transaction of the change it records: a plain
+insert, no lock, no hash. The sealer (``voucher_service.sealing``), a few seconds later,
+links the committed unsealed events in batches into their chains, in id order: each
+sealed event stores its predecessor's hash, its position in its chain (``seal``) and a
+SHA-256 over its content and that predecessor's hash, so editing or deleting a sealed event
+(even with raw SQL, triggers disabled) breaks every later link of its chain. Until sealed,
+the database refuses any change to an event but its sealing (``audit_event_seal_only``) and
+any delete; the verifier reports an event left unsealed longer than
+``AUDIT_SEAL_MAX_LAG_SECONDS``. Tamper evidence comes within seconds of the commit instead
+of with it, and the hot paths no longer queue on a chain's lock nor hash.
 
 There are ``AUDIT_CHAINS`` chains, and an event goes to the chain of its target (a hash
-of target type and id), so every event about one object stays in one ordered chain while
-unrelated writers (checkouts of different orders, say) do not queue on one lock: with a
-single chain every checkout in the country waited for the previous one's commit.
+of target type and id), so every event about one object stays in one ordered chain. Events
+sealed before the sealer existed were linked by their appenders, in id order, and have no
+``seal``: a chain is its events with no ``seal`` in id order, then the sealed ones in
+``seal`` order.
 
-An append is raw SQL in one round trip (the chain's lock, then the insert that links to
-the head and computes the hash in PostgreSQL); a caller on a hot path can send it with a
-statement of its own (``EventAppend``).
+An append is one statement; a caller on a hot path can send it with a statement of its own
+(``append_statement``, ``EventAppend``).
 """
 
 from __future__ import annotations
@@ -23,41 +28,31 @@ import json
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.backends.utils import CursorWrapper
+from django.db import connection
+from django.db.models import F
 from django.utils import timezone
 
 from voucher_service.models import AuditEvent
 
 GENESIS_HASH = "0" * 64
-# pg_advisory_xact_lock(int, int) key space: (this constant, chain number).
-_AUDIT_LOCK_CLASS = 0x41756474  # "Audt"
-# Two statements in one round trip (simple query protocol, which client-side binding
-# uses): the insert takes its snapshot once the lock statement holds the chain's lock, so
-# the head it links to is the one the previous holder committed. The event's hash is
-# computed there too: the SHA-256 of the same JSON text ``event_hash`` builds, its first
-# element (the head's hash) spliced in before the rest, which Python has rendered. The
-# leading ';' lets them follow a caller's statement; ``{when}`` is the caller's condition.
-# On one line, as short as the checkout needs (see ``vouchers.redemption.statements``).
-_APPEND_TEXT = """;
-    SELECT pg_advisory_xact_lock(%(audit_lock_class)s, %(audit_chain)s) WHERE {when};
+_APPEND_TEXT = """
     INSERT INTO voucher_service_auditevent
-        (occurred_at, actor, action, target_type, target_id, payload, chain, prev_hash, hash)
+        (occurred_at, actor, action, target_type, target_id, payload, chain)
     SELECT %(audit_occurred_at)s, %(audit_actor)s, %(audit_action)s, %(audit_target_type)s,
-           %(audit_target_id)s, %(audit_payload)s::jsonb, %(audit_chain)s, head.hash,
-           encode(sha256(convert_to('["' || head.hash || '",' || %(audit_rest)s, 'UTF8')),
-                  'hex')
-    FROM (SELECT coalesce((SELECT hash FROM voucher_service_auditevent
-                           WHERE chain = %(audit_chain)s ORDER BY id DESC LIMIT 1),
-                          %(audit_genesis)s) AS hash) AS head
+           %(audit_target_id)s, %(audit_payload)s::jsonb, %(audit_chain)s
     WHERE {when}
-    RETURNING id, prev_hash, hash
 """
-_APPEND = " ".join(_APPEND_TEXT.split())
+
+
+def append_statement(*, when: str = "true") -> str:
+    """The insert of one unsealed event, with ``EventAppend.params``, to send after a
+    statement of the caller's (``statement; append``) or in a routine of its own; ``when``,
+    an SQL condition on what that statement did, decides whether the event is appended."""
+    return " ".join(_APPEND_TEXT.format(when=when).split())
 
 
 def chain_of(target_type: str, target_id: str) -> int:
@@ -84,47 +79,20 @@ def event_hash(
 
 
 class EventAppend:
-    """One event to append in one round trip, which a caller may share.
-
-    ``sql`` (with ``params``) takes the chain's lock, then inserts the event linked to the
-    chain's head; ``appended(cursor)`` reads the event back from the cursor's last result.
-    A caller that writes in a statement of its own can send ``sql`` after it in the same
-    execute (``statement + event.sql``), with ``when``, an SQL condition on what that
-    statement did, deciding whether the event is appended at all. Call inside the
-    transaction of the change recorded, as late as possible: the chain's lock is held from
-    ``sql`` until that transaction ends.
-    """
+    """One event to append: its fields and its chain, and ``params``, the parameters of
+    ``append_statement``. Append inside the transaction of the change recorded."""
 
     def __init__(self, *, actor: str, action: str, target_type: str, target_id: str,
-                 payload: dict[str, Any] | None = None, when: str = "true") -> None:
+                 payload: dict[str, Any] | None = None) -> None:
         self.fields = {"occurred_at": timezone.now(), "actor": actor, "action": action,
                        "target_type": target_type, "target_id": str(target_id),
                        "payload": payload or {}}
         self.chain = chain_of(target_type, self.fields["target_id"])
-        self.sql = _APPEND.format(when=when)
-        rest = _hashed_json([self.fields["occurred_at"].isoformat(timespec="microseconds"),
-                             actor, action, target_type, self.fields["target_id"],
-                             self.fields["payload"]])
         self.params = {
-            "audit_lock_class": _AUDIT_LOCK_CLASS, "audit_chain": self.chain,
-            "audit_genesis": GENESIS_HASH, "audit_rest": rest[1:],
-            "audit_payload": json.dumps(self.fields["payload"]),
+            "audit_chain": self.chain, "audit_payload": json.dumps(self.fields["payload"]),
             **{f"audit_{name}": value for name, value in self.fields.items()
                if name != "payload"},
         }
-
-    def appended(self, cursor: CursorWrapper) -> AuditEvent | None:
-        """The event the round trip inserted; None when ``when`` was false."""
-        while cursor.nextset():
-            pass
-        row = cursor.fetchone()
-        if row is None:
-            return None
-        event = AuditEvent(pk=row[0], chain=self.chain, prev_hash=row[1], hash=row[2],
-                           **self.fields)
-        event._state.adding = False
-        event._state.db = connection.alias
-        return event
 
 
 def record_event(
@@ -135,14 +103,16 @@ def record_event(
     target_id: str,
     payload: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Appends one event; call it inside the transaction of the change it records, as late
-    as possible: the chain's lock is held from here until that transaction commits."""
+    """Appends one event, unsealed; call it inside the transaction of the change it
+    records."""
     event = EventAppend(actor=actor, action=action, target_type=target_type,
                         target_id=target_id, payload=payload)
-    # No savepoint: two round trips fewer, one of them under the lock.
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        cursor.execute(event.sql, event.params)
-        return event.appended(cursor)
+    with connection.cursor() as cursor:
+        cursor.execute(f"{append_statement()} RETURNING id", event.params)
+        appended = AuditEvent(pk=cursor.fetchone()[0], chain=event.chain, **event.fields)
+    appended._state.adding = False
+    appended._state.db = connection.alias
+    return appended
 
 
 @dataclass(frozen=True)
@@ -155,22 +125,40 @@ class ChainBreak:
 class ChainReport:
     events_checked: int
     first_break: ChainBreak | None
+    unsealed: int = 0
 
     @property
     def ok(self) -> bool:
         return self.first_break is None
 
 
-def _events() -> Iterator[AuditEvent]:
-    return AuditEvent.objects.order_by("chain", "id").iterator(chunk_size=5000)
+def _sealed_events() -> Iterator[AuditEvent]:
+    """Every sealed event, each chain in its order: the events linked before the sealer (no
+    ``seal``) by id, then the sealed ones by position (index ``auditevent_chain_order``)."""
+    return (AuditEvent.objects.filter(hash__isnull=False)
+            .order_by("chain", F("seal").asc(nulls_first=True), "id")
+            .iterator(chunk_size=5000))
 
 
-def verify_audit_chain() -> ChainReport:
-    """Walks each chain in id order and names the first event whose link does not hold."""
+def _unsealed(now: datetime) -> tuple[int, ChainBreak | None]:
+    """How many events await the sealer, and the first left longer than the bound."""
+    unsealed = AuditEvent.objects.filter(hash__isnull=True)
+    bound = now - timedelta(seconds=settings.AUDIT_SEAL_MAX_LAG_SECONDS)
+    stale = unsealed.filter(occurred_at__lt=bound).order_by("id").values_list("id", flat=True)
+    first = stale.first()
+    if first is None:
+        return unsealed.count(), None
+    return unsealed.count(), ChainBreak(
+        first, f"unsealed for more than {settings.AUDIT_SEAL_MAX_LAG_SECONDS} s")
+
+
+def verify_audit_chain(*, now: datetime | None = None) -> ChainReport:
+    """Walks each chain in its order and names the first event whose link does not hold;
+    then the first event left unsealed longer than ``AUDIT_SEAL_MAX_LAG_SECONDS``."""
     expected_prev = GENESIS_HASH
     chain = None
     checked = 0
-    for event in _events():
+    for event in _sealed_events():
         checked += 1
         if event.chain != chain:
             chain, expected_prev = event.chain, GENESIS_HASH
@@ -190,4 +178,5 @@ def verify_audit_chain() -> ChainReport:
         if recomputed != event.hash:
             return ChainReport(checked, ChainBreak(event.pk, "content does not match its hash"))
         expected_prev = event.hash
-    return ChainReport(checked, None)
+    unsealed, stale = _unsealed(now or timezone.now())
+    return ChainReport(checked, stale, unsealed)

@@ -1,9 +1,14 @@
 """The audit trail: append-only, hash-chained events of every administrative action."""
 
 from django.db import models
+from django.db.models import F, Q
 
 
 class AuditEvent(models.Model):
+    """One event; appended unsealed (no ``prev_hash``, ``hash`` nor ``seal``), then sealed
+    once by the sealer (see ``voucher_service.audit``). Events linked before the sealer
+    existed have a hash and no ``seal``."""
+
     occurred_at = models.DateTimeField()
     actor = models.CharField(max_length=120)
     action = models.CharField(max_length=80)
@@ -13,12 +18,19 @@ class AuditEvent(models.Model):
     payload = models.JSONField(default=dict)
     # Which of the parallel chains the event links into (see voucher_service.audit).
     chain = models.SmallIntegerField(default=0)
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    # NULL until sealed (not ''): "not linked yet", which the partial indexes key on.
+    prev_hash = models.CharField(max_length=64, null=True)  # noqa: DJ001
+    hash = models.CharField(max_length=64, null=True)  # noqa: DJ001
+    # Its position in its chain, from 1, set when sealed.
+    seal = models.BigIntegerField(null=True)
 
     class Meta:
         indexes = [
-            models.Index(fields=["chain", "id"], name="auditevent_chain_id"),
+            # A chain in its order: what the verifier walks and the sealer's head lookup.
+            models.Index(F("chain"), F("seal").asc(nulls_first=True), F("id"),
+                         name="auditevent_chain_order", condition=Q(hash__isnull=False)),
+            # What the sealer has still to seal.
+            models.Index(fields=["id"], name="auditevent_unsealed", condition=Q(hash__isnull=True)),
             models.Index(fields=["action", "id"]),
             models.Index(fields=["actor", "id"]),
             models.Index(fields=["target_type", "target_id"]),
