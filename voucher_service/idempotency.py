@@ -8,20 +8,24 @@ again, marked ``Idempotent-Replayed: true``, without a second effect; the same k
 another request is 422 ``idempotency_key_reused``. Client errors (4xx) are stored and
 replayed like successes; server errors (5xx) are not stored, so the retry runs afresh.
 
-Why one transaction rather than a key row committed first: the key row is inserted
-(``INSERT ... ON CONFLICT DO NOTHING``) in the same transaction as the request's effect and
-receives the response in it, so the effect and its stored answer commit together or not at
-all. There is no "in progress" row that a crash could leave behind, and nothing to recover.
-Concurrent requests with one key meet on a transaction-scoped advisory lock of (caller,
-key), tried without waiting in the same statement as the insert (one round trip on the
-common path). A request that finds it held waits for the holder's transaction to end, at
-most ``IDEMPOTENCY_KEY_WAIT_MS`` (else 409 ``idempotency_key_in_use``), and then replays
-the committed answer, or runs itself if the holder rolled back. The unique constraint on
-(caller, key) stays the guarantee; the lock only spares the waiting on it.
+Why one transaction rather than a key row committed first: the key row is inserted with
+the response in the same transaction as the request's effect, so the effect and its stored
+answer commit together or not at all. There is no "in progress" row that a crash could
+leave behind, and nothing to recover. Concurrent requests with one key meet on a
+transaction-scoped advisory lock of (caller, key), tried without waiting, with the look-up
+of a committed answer in the same round trip (a statement of its own, so that its snapshot
+is taken once the lock is held: whoever held the lock before has committed or rolled back).
+A request that finds it held waits for the holder's transaction to end, at most
+``IDEMPOTENCY_KEY_WAIT_MS`` (else 409 ``idempotency_key_in_use``), and then replays the
+committed answer, or runs itself if the holder rolled back. Only a request holding the lock
+inserts the key row; the unique constraint on (caller, key) stays the guarantee, the lock
+spares the waiting on it.
 
 The view runs in that transaction without a savepoint of its own (two round trips fewer),
 and the claim and the stored answer are raw SQL: on the checkout path, every statement
-through the ORM costs several times its round trip in Python.
+through the ORM costs several times its round trip in Python. The row is written once,
+with its answer, at the end: one tuple and its index entries, where a row inserted at the
+claim and updated with the answer wrote two.
 When it raises a client error, the transaction is rolled back whole and the problem is
 stored in a short transaction of its own, claiming the key again; should another request
 with the same key have committed in between, its answer is the one replayed.
@@ -63,24 +67,19 @@ IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
 
 # pg_advisory_xact_lock(int, int) key space: (this constant, hash of caller and key).
 _KEY_LOCK_CLASS = 0x4944  # "ID"
-# One round trip on the common path: lock the (caller, key) pair without waiting and, if
-# that worked, insert the key row (nothing happens when a committed row holds the key).
-_CLAIM = """
-    WITH lock AS (
-        SELECT pg_try_advisory_xact_lock(%(lock_class)s, hashtext(%(owner)s || ' ' || %(key)s))
-            AS held
-    ), claimed AS (
-        INSERT INTO voucher_service_idempotencykey (owner, key, fingerprint, created_at)
-        SELECT %(owner)s, %(key)s, %(fingerprint)s, %(now)s FROM lock WHERE held
-        ON CONFLICT (owner, key) DO NOTHING
-        RETURNING id
-    )
-    SELECT held, EXISTS (SELECT 1 FROM claimed) FROM lock
+_LOCK_ARGUMENTS = "%(lock_class)s, hashtext(%(owner)s || ' ' || %(key)s)"
+_LOOKUP = """
+    SELECT fingerprint, status_code, response_body FROM voucher_service_idempotencykey
+    WHERE owner = %(owner)s AND key = %(key)s
 """
-_WAIT = "SELECT pg_advisory_xact_lock(%s, hashtext(%s || ' ' || %s))"
+# One round trip on the common path: try the lock without waiting, then (a statement of its
+# own, with its own snapshot) look up a committed answer.
+_CLAIM = f"SELECT pg_try_advisory_xact_lock({_LOCK_ARGUMENTS}); {_LOOKUP}"
+_WAIT = f"SELECT pg_advisory_xact_lock({_LOCK_ARGUMENTS})"
 _STORE = """
-    UPDATE voucher_service_idempotencykey SET status_code = %s, response_body = %s
-    WHERE owner = %s AND key = %s
+    INSERT INTO voucher_service_idempotencykey
+        (owner, key, fingerprint, created_at, status_code, response_body)
+    VALUES (%s, %s, %s, %s, %s, %s)
 """
 
 
@@ -102,13 +101,13 @@ def _key_from(request: Request) -> str:
     return key
 
 
-def _wait_for_other_request(cursor, *, owner: str, key: str) -> None:
+def _wait_for_other_request(cursor, params: dict[str, Any]) -> None:
     """Blocks until the request holding the key's lock ends, at most the configured wait;
     the lock is then ours until this transaction ends."""
     cursor.execute("SELECT set_config('lock_timeout', %s, true)",
                    [f"{settings.IDEMPOTENCY_KEY_WAIT_MS}ms"])
     try:
-        cursor.execute(_WAIT, [_KEY_LOCK_CLASS, owner, key])
+        cursor.execute(_WAIT, params)
     except OperationalError as exc:
         if getattr(exc.__cause__, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
             raise ProblemError(
@@ -120,44 +119,40 @@ def _wait_for_other_request(cursor, *, owner: str, key: str) -> None:
     cursor.execute("SET LOCAL lock_timeout TO DEFAULT")
 
 
-def claim_key(*, owner: str, key: str, fingerprint: str) -> bool:
-    """Inserts the key row; False when a committed row already holds the key. While another
-    request with the key is in flight, waits for it to end first. Call inside the
-    request's transaction: the lock and the row are its until it ends."""
-    params = {"lock_class": _KEY_LOCK_CLASS, "owner": owner, "key": key,
-              "fingerprint": fingerprint, "now": timezone.now()}
+def claim_key(*, owner: str, key: str) -> IdempotencyKey | None:
+    """Holds the key's lock until this transaction ends (waiting first while another request
+    with the key is in flight) and returns what a committed request stored under the key,
+    or None: the key is this request's. Call inside the request's transaction."""
+    params = {"lock_class": _KEY_LOCK_CLASS, "owner": owner, "key": key}
     with connection.cursor() as cursor:
         cursor.execute(_CLAIM, params)
-        held, inserted = cursor.fetchone()
+        held = cursor.fetchone()[0]
+        cursor.nextset()
+        row = cursor.fetchone()
         if not held:
-            _wait_for_other_request(cursor, owner=owner, key=key)
-            cursor.execute(_CLAIM, params)
-            _, inserted = cursor.fetchone()
-    return inserted
+            _wait_for_other_request(cursor, params)
+            cursor.execute(_LOOKUP, params)
+            row = cursor.fetchone()
+    if row is None:
+        return None
+    fingerprint, status_code, response_body = row
+    return IdempotencyKey(owner=owner, key=key, fingerprint=fingerprint,
+                          status_code=status_code, response_body=response_body)
 
 
-def _stored(*, owner: str, key: str, fingerprint: str) -> IdempotencyKey | None:
-    row = IdempotencyKey.objects.filter(owner=owner, key=key).first()
+def _claim(*, owner: str, key: str, fingerprint: str) -> IdempotencyKey | None:
+    """Claims the key for this request (None), or returns the committed row to replay."""
+    row = claim_key(owner=owner, key=key)
     if row is not None and row.fingerprint != fingerprint:
         raise ProblemError(status=422, code="idempotency_key_reused",
                            detail="This idempotency key was used with another request.")
     return row
 
 
-def _claim(*, owner: str, key: str, fingerprint: str) -> IdempotencyKey | None:
-    """Claims the key for this request (None), or returns the committed row to replay."""
-    while not claim_key(owner=owner, key=key, fingerprint=fingerprint):
-        row = _stored(owner=owner, key=key, fingerprint=fingerprint)
-        if row is not None:
-            return row
-        # Purged between the two statements: claim it again.
-    return None
-
-
-def _store(*, owner: str, key: str, response: Response) -> None:
+def _store(*, owner: str, key: str, fingerprint: str, response: Response) -> None:
     with connection.cursor() as cursor:
-        cursor.execute(_STORE, [response.status_code,
-                                json.dumps(response.data, cls=DjangoJSONEncoder), owner, key])
+        cursor.execute(_STORE, [owner, key, fingerprint, timezone.now(), response.status_code,
+                                json.dumps(response.data, cls=DjangoJSONEncoder)])
 
 
 def _replay(row: IdempotencyKey) -> Response:
@@ -189,7 +184,7 @@ def idempotent(method: Callable[..., Response]) -> Callable[..., Response]:
                 if response.status_code >= 500:
                     transaction.set_rollback(True)
                 else:
-                    _store(owner=owner, key=key, response=response)
+                    _store(owner=owner, key=key, fingerprint=fingerprint, response=response)
                 return response
         # Raises again what DRF cannot render as a problem: a 500, never stored.
         response = view.handle_exception(failure)
@@ -198,7 +193,7 @@ def idempotent(method: Callable[..., Response]) -> Callable[..., Response]:
                 stored = _claim(owner=owner, key=key, fingerprint=fingerprint)
                 if stored is not None:
                     return _replay(stored)
-                _store(owner=owner, key=key, response=response)
+                _store(owner=owner, key=key, fingerprint=fingerprint, response=response)
         return response
 
     return wrapper

@@ -84,7 +84,7 @@ def test_a_key_in_flight_elsewhere_is_409_after_the_wait(shop, make_principal, s
         """Another request with the key, in flight: claimed, not yet committed."""
         try:
             with transaction.atomic():
-                assert claim_key(owner=principal.audit_name, key="busy", fingerprint="x")
+                assert claim_key(owner=principal.audit_name, key="busy") is None
                 holder.set()
                 release.wait(timeout=30)
                 transaction.set_rollback(True)
