@@ -29,6 +29,16 @@ claim and updated with the answer wrote two.
 When it raises a client error, the transaction is rolled back whole and the problem is
 stored in a short transaction of its own, claiming the key again; should another request
 with the same key have committed in between, its answer is the one replayed.
+
+A hot endpoint can do all of that in one round trip: ``@idempotent(at_once=...)`` first
+hands the request, with its ``Claim``, to a function that runs the effect as a routine
+(``voucher_service.routines``) in a transaction of its own: the claim's guards (the key's
+lock, tried without waiting, and no committed answer), the effect, and the key row
+inserted with its answer (``store_statement``), which the database completes
+(``answer_template``, ``Filled``). When that function returns None (the key is in use or
+used, or the effect did not happen) the request takes the general path above, afresh; what
+it raises is answered, and stored, as there. Inside a transaction of the caller's (tests)
+only the general path runs.
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -67,20 +78,76 @@ IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
 
 # pg_advisory_xact_lock(int, int) key space: (this constant, hash of caller and key).
 _KEY_LOCK_CLASS = 0x4944  # "ID"
-_LOCK_ARGUMENTS = "%(lock_class)s, hashtext(%(owner)s || ' ' || %(key)s)"
+_LOCK_ARGUMENTS = ("%(idempotency_lock_class)s, "
+                   "hashtext(%(idempotency_owner)s || ' ' || %(idempotency_key)s)")
 _LOOKUP = """
     SELECT fingerprint, status_code, response_body FROM voucher_service_idempotencykey
-    WHERE owner = %(owner)s AND key = %(key)s
+    WHERE owner = %(idempotency_owner)s AND key = %(idempotency_key)s
 """
 # One round trip on the common path: try the lock without waiting, then (a statement of its
 # own, with its own snapshot) look up a committed answer.
 _CLAIM = f"SELECT pg_try_advisory_xact_lock({_LOCK_ARGUMENTS}); {_LOOKUP}"
 _WAIT = f"SELECT pg_advisory_xact_lock({_LOCK_ARGUMENTS})"
-_STORE = """
+_INSERT = """
     INSERT INTO voucher_service_idempotencykey
         (owner, key, fingerprint, created_at, status_code, response_body)
-    VALUES (%s, %s, %s, %s, %s, %s)
 """
+_STORE = f"{_INSERT} VALUES (%s, %s, %s, %s, %s, %s)"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A request's claim of its key: who sent it, the key, the request's fingerprint."""
+
+    owner: str
+    key: str
+    fingerprint: str
+
+    # A routine's guards: the key's lock, tried without waiting, then (a statement of its
+    # own) no committed answer under the key.
+    GUARDS = (f"pg_try_advisory_xact_lock({_LOCK_ARGUMENTS})",
+              f"NOT EXISTS ({' '.join(_LOOKUP.split())})")
+
+    def params(self, **stored: Any) -> dict[str, Any]:
+        """The parameters of ``GUARDS`` and of ``store_statement`` (``stored``: its
+        ``status`` and ``answer``)."""
+        return {"idempotency_lock_class": _KEY_LOCK_CLASS, "idempotency_owner": self.owner,
+                "idempotency_key": self.key, "idempotency_fingerprint": self.fingerprint,
+                **{f"idempotency_{name}": value for name, value in stored.items()}}
+
+
+def store_statement(*, answer: str, source: str) -> str:
+    """The key row's insert, for a routine that runs the request: ``answer`` is an SQL
+    expression of the answer's text over ``source``, a FROM clause that yields one row
+    when the request had its effect (none otherwise: nothing is stored)."""
+    # This module's SQL and the caller's: no value is written into the text.
+    values = ("%(idempotency_owner)s, %(idempotency_key)s, %(idempotency_fingerprint)s, "
+              "now(), %(idempotency_status)s")
+    sql = f"{_INSERT} SELECT {values}, {answer} FROM {source}"  # noqa: S608  # nosec B608
+    return " ".join(sql.split())
+
+
+class Filled:
+    """A value of an answer that the database fills in as it stores the answer: the
+    ``position``-th argument of the ``format()`` over ``answer_template``."""
+
+    def __init__(self, position: int) -> None:
+        self.position = position
+
+    def mark(self) -> str:
+        return f"\0{self.position}\0"
+
+
+class _TemplateEncoder(DjangoJSONEncoder):
+    def default(self, o: Any) -> Any:
+        return o.mark() if isinstance(o, Filled) else super().default(o)
+
+
+def answer_template(data: Any) -> str:
+    """The answer's JSON text, as stored, for PostgreSQL's ``format()``: each ``Filled``
+    value written ``%n$s``, every other '%' doubled."""
+    text = json.dumps(data, cls=_TemplateEncoder).replace("%", "%%")
+    return re.sub(r'"\\u0000(\d+)\\u0000"', r"%\1$s", text)
 
 
 def request_fingerprint(request: Request) -> str:
@@ -123,7 +190,7 @@ def claim_key(*, owner: str, key: str) -> IdempotencyKey | None:
     """Holds the key's lock until this transaction ends (waiting first while another request
     with the key is in flight) and returns what a committed request stored under the key,
     or None: the key is this request's. Call inside the request's transaction."""
-    params = {"lock_class": _KEY_LOCK_CLASS, "owner": owner, "key": key}
+    params = Claim(owner=owner, key=key, fingerprint="").params()
     with connection.cursor() as cursor:
         cursor.execute(_CLAIM, params)
         held = cursor.fetchone()[0]
@@ -140,18 +207,19 @@ def claim_key(*, owner: str, key: str) -> IdempotencyKey | None:
                           status_code=status_code, response_body=response_body)
 
 
-def _claim(*, owner: str, key: str, fingerprint: str) -> IdempotencyKey | None:
+def _claim(claim: Claim) -> IdempotencyKey | None:
     """Claims the key for this request (None), or returns the committed row to replay."""
-    row = claim_key(owner=owner, key=key)
-    if row is not None and row.fingerprint != fingerprint:
+    row = claim_key(owner=claim.owner, key=claim.key)
+    if row is not None and row.fingerprint != claim.fingerprint:
         raise ProblemError(status=422, code="idempotency_key_reused",
                            detail="This idempotency key was used with another request.")
     return row
 
 
-def _store(*, owner: str, key: str, fingerprint: str, response: Response) -> None:
+def _store(claim: Claim, response: Response) -> None:
     with connection.cursor() as cursor:
-        cursor.execute(_STORE, [owner, key, fingerprint, timezone.now(), response.status_code,
+        cursor.execute(_STORE, [claim.owner, claim.key, claim.fingerprint, timezone.now(),
+                                response.status_code,
                                 json.dumps(response.data, cls=DjangoJSONEncoder)])
 
 
@@ -163,38 +231,63 @@ def _replay(row: IdempotencyKey) -> Response:
     )
 
 
-def idempotent(method: Callable[..., Response]) -> Callable[..., Response]:
-    """Decorates a DRF view method (after authentication: the key is per caller)."""
+def _run(method: Callable[..., Response], view, request: Request, claim: Claim,
+         *args: Any, **kwargs: Any) -> Response:
+    """The general path: the claim, the view and its stored answer in one transaction."""
+    with transaction.atomic():
+        stored = _claim(claim)
+        if stored is not None:
+            return _replay(stored)
+        try:
+            response = method(view, request, *args, **kwargs)
+        except Exception as exc:  # answered below, once this transaction is rolled back
+            transaction.set_rollback(True)
+            failure = exc
+        else:
+            if response.status_code >= 500:
+                transaction.set_rollback(True)
+            else:
+                _store(claim, response)
+            return response
+    return _answer_failure(view, claim, failure)
+
+
+def _answer_failure(view, claim: Claim, failure: Exception) -> Response:
+    """The problem a failed request answers, stored (a client error) in a transaction of its
+    own, unless another request with the key has committed its answer meanwhile. Raises
+    again what DRF cannot render as a problem: a 500, never stored."""
+    response = view.handle_exception(failure)
+    if response.status_code < 500:
+        with transaction.atomic():
+            stored = _claim(claim)
+            if stored is not None:
+                return _replay(stored)
+            _store(claim, response)
+    return response
+
+
+AtOnce = Callable[[Any, Request, Claim], Response | None]
+
+
+def idempotent(method: Callable[..., Response] | None = None, *,
+               at_once: AtOnce | None = None) -> Any:
+    """Decorates a DRF view method (after authentication: the key is per caller), as
+    ``@idempotent`` or ``@idempotent(at_once=...)`` (see the module's docstring)."""
+    if method is None:
+        return functools.partial(idempotent, at_once=at_once)
 
     @functools.wraps(method)
     def wrapper(view, request: Request, *args: Any, **kwargs: Any) -> Response:
-        key = _key_from(request)
-        fingerprint = request_fingerprint(request)
-        owner = request.user.audit_name
-        with transaction.atomic():
-            stored = _claim(owner=owner, key=key, fingerprint=fingerprint)
-            if stored is not None:
-                return _replay(stored)
+        claim = Claim(owner=request.user.audit_name, key=_key_from(request),
+                      fingerprint=request_fingerprint(request))
+        if at_once is not None and not connection.in_atomic_block:
             try:
-                response = method(view, request, *args, **kwargs)
-            except Exception as exc:  # rendered below, once this transaction is rolled back
-                transaction.set_rollback(True)
-                failure = exc
-            else:
-                if response.status_code >= 500:
-                    transaction.set_rollback(True)
-                else:
-                    _store(owner=owner, key=key, fingerprint=fingerprint, response=response)
+                response = at_once(view, request, claim)
+            except Exception as exc:
+                return _answer_failure(view, claim, exc)
+            if response is not None:
                 return response
-        # Raises again what DRF cannot render as a problem: a 500, never stored.
-        response = view.handle_exception(failure)
-        if response.status_code < 500:
-            with transaction.atomic():
-                stored = _claim(owner=owner, key=key, fingerprint=fingerprint)
-                if stored is not None:
-                    return _replay(stored)
-                _store(owner=owner, key=key, fingerprint=fingerprint, response=response)
-        return response
+        return _run(method, view, request, claim, *args, **kwargs)
 
     return wrapper
 

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from voucher_service.audit import record_event
 from voucher_service.models import AuditEvent
+from voucher_service.sealing import seal_events
 from vouchers.issuance.chunk import issue_chunk
 from vouchers.models import Exclusion
 
@@ -99,11 +100,14 @@ def test_reconcile_command_exits_non_zero_on_a_failed_check(campaign):
 
 @pytest.fixture
 def events():
-    return [
+    """25 events, sealed (with every event before them)."""
+    appended = [
         record_event(actor=f"principal:{'ops' if i % 2 else 'fin'}", action=f"a.{i % 3}",
                      target_type="run", target_id=str(i))
         for i in range(25)
     ]
+    seal_events()
+    return appended
 
 
 def _all_pages(client, params: dict) -> list[dict]:
@@ -123,6 +127,14 @@ def test_audit_events_pages_cover_everything_once(finance, events, page_size):
     every_id = AuditEvent.objects.order_by("-id").values_list("id", flat=True)
     assert [i["id"] for i in items] == list(every_id)
     assert {e.pk for e in events} <= {i["id"] for i in items}
+
+
+def test_an_event_is_listed_once_sealed(finance, events):
+    late = record_event(actor="principal:ops", action="a.late", target_type="run", target_id="x")
+    assert _all_pages(finance, {"action": "a.late"}) == []
+    seal_events()
+    (listed,) = _all_pages(finance, {"action": "a.late"})
+    assert listed["id"] == late.pk and listed["hash"] and listed["prev_hash"]
 
 
 def test_audit_events_filters(role_client, events):

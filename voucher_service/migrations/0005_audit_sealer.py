@@ -3,7 +3,9 @@
 Safe on a big table, without a rewrite and without blocking writes: the new column is
 nullable, ``DROP NOT NULL`` only changes the catalog, ``hash``'s unique constraint goes
 with a brief lock (no scan), and indexes are built and dropped concurrently (the migration
-is not atomic). The index of a chain's order is built before the one it replaces is dropped.
+is not atomic). The index of a chain's order is built before the one it replaces is dropped;
+the audit API's indexes are rebuilt over sealed events only (an append then writes only the
+primary key and ``auditevent_unsealed``), each before its predecessor goes.
 
 The append-only trigger now refuses every DELETE and every UPDATE but the sealing of an
 unsealed event (``audit_event_seal_only``). A check refuses any new event that carries a
@@ -113,5 +115,15 @@ class Migration(migrations.Migration):
             model_name="auditevent",
             name="auditevent_chain_id",
         ),
+        *(AddIndexConcurrently(
+            model_name="auditevent",
+            index=models.Index(fields=fields, name=name, condition=models.Q(hash__isnull=False)),
+        ) for name, fields in (("auditevent_action", ["action", "id"]),
+                               ("auditevent_actor", ["actor", "id"]),
+                               ("auditevent_target", ["target_type", "target_id"]),
+                               ("auditevent_occurred", ["occurred_at"]))),
+        *(RemoveIndexConcurrently(model_name="auditevent", name=name)
+          for name in ("voucher_ser_action_725677_idx", "voucher_ser_actor_560f97_idx",
+                       "voucher_ser_target__3ca29f_idx", "voucher_ser_occurre_959ba2_idx")),
         migrations.RunSQL(SEAL_ONLY, APPEND_ONLY),
     ]

@@ -22,7 +22,12 @@ from voucher_service.fields import (
     StrictCharField,
     StrictIntegerField,
 )
-from voucher_service.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
+from voucher_service.idempotency import (
+    IDEMPOTENCY_KEY_PARAMETER,
+    Claim,
+    answer_template,
+    idempotent,
+)
 from voucher_service.permissions import IsCheckout, roles
 from voucher_service.problems import ProblemError
 from vouchers.api.serializers import DirectSerializer, optional_time, render_time
@@ -112,22 +117,39 @@ class RefundResponseSerializer(RedemptionSerializer):
         read_only_fields = fields
 
 
+def _order(request) -> dict[str, Any]:
+    """The order the request sends, validated (400) and its voucher found by its public id
+    (404): ``services.Checkout``'s arguments."""
+    body = CreateRedemptionSerializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    data = dict(body.validated_data)
+    voucher_id = voucher_id_from_public(data.pop("voucher_id"))
+    if voucher_id is None:
+        raise ProblemError(status=404, code="voucher_not_found", detail="No such voucher.")
+    return {**data, "voucher_id": voucher_id, "actor": request.user.audit_name}
+
+
+def _created(redemption: Redemption) -> Response:
+    return Response(RedemptionSerializer(redemption).data, status=status.HTTP_201_CREATED)
+
+
+def _checkout_at_once(view, request, claim: Claim) -> Response | None:
+    """The checkout, its key's claim and its stored answer in one round trip
+    (``services.create_redemption_at_once``); None leaves the request to ``post``."""
+    checkout = services.Checkout(**_order(request))
+    answer = answer_template(RedemptionSerializer(checkout.pending()).data)
+    redemption = services.create_redemption_at_once(checkout, claim=claim, answer=answer)
+    return None if redemption is None else _created(redemption)
+
+
 class RedemptionsView(APIView):
     permission_classes = [IsCheckout]
 
     @extend_schema(request=CreateRedemptionSerializer, responses={201: RedemptionSerializer},
                    parameters=[IDEMPOTENCY_KEY_PARAMETER])
-    @idempotent
+    @idempotent(at_once=_checkout_at_once)
     def post(self, request):
-        body = CreateRedemptionSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = body.validated_data
-        voucher_id = voucher_id_from_public(data.pop("voucher_id"))
-        if voucher_id is None:
-            raise ProblemError(status=404, code="voucher_not_found", detail="No such voucher.")
-        redemption = services.create_redemption(voucher_id=voucher_id,
-                                                actor=request.user.audit_name, **data)
-        return Response(RedemptionSerializer(redemption).data, status=status.HTTP_201_CREATED)
+        return _created(services.create_redemption(**_order(request)))
 
 
 class RedemptionView(APIView):

@@ -4,7 +4,7 @@ Each is one short transaction. The voucher row is locked first (``SELECT ... FOR
 UPDATE``), then the redemption row, always in that order; the rules are checked on the
 locked rows; the redemption row and its event are written, the ledger transactions posted
 in the same transaction, the voucher's cached balance set by a conditional UPDATE, and the
-audit event appended last (its chain lock is held only until the commit). The
+audit event appended (unsealed: the sealer links it into its chain after the commit). The
 transactions take no savepoint of their own (two round trips fewer per checkout): called
 inside a caller's transaction, a refusal dooms it, so a caller that carries on after a
 refusal calls inside its own savepoint.
@@ -49,8 +49,10 @@ from django.db import DEFAULT_DB_ALIAS, connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
-from voucher_service.audit import EventAppend, record_event
+from voucher_service.audit import EventAppend, append_statement, record_event
+from voucher_service.idempotency import Claim, Filled, store_statement
 from voucher_service.problems import ProblemError
+from voucher_service.routines import Routine
 from vouchers.eligibility.cache import fence_answers, invalidate_eligibility
 from vouchers.ledger.posting import Posting, move, post_transaction
 from vouchers.models import Account, Reason, Voucher, VoucherStatus
@@ -162,6 +164,76 @@ def _advance(redemption: Redemption, status: str, *, now: datetime,
         status, refunded_krw, now)
 
 
+class Checkout:
+    """One order's checkout, ready to run either way: its parameters (``params``: the
+    checkout statement's and its audit event's), the redemption it is to make
+    (``pending``: the forfeit and the voucher's new balance left to the database) and the
+    redemption it made (``made``, from the statement's row)."""
+
+    def __init__(self, *, voucher_id: int, customer_id: int, order_id: str, amount_krw: int,
+                 order_total_krw: int, merchant_category: str, capture: bool,
+                 actor: str) -> None:
+        now = timezone.now()
+        self.voucher_id = voucher_id
+        self.facts = {
+            "id": uuid4(), "voucher_id": voucher_id, "customer_id": customer_id,
+            "order_id": order_id, "amount_krw": amount_krw, "order_total_krw": order_total_krw,
+            "merchant_category": merchant_category,
+            "status": S.CAPTURED if capture else S.AUTHORIZED, "refunded_krw": 0,
+            "created_at": now, "updated_at": now, "created_by": actor,
+            "authorized_until": (None if capture else
+                                 now + timedelta(seconds=settings.AUTHORIZATION_TTL_SECONDS)),
+        }
+        kind = EventKind.CAPTURE if capture else EventKind.AUTHORIZE
+        event = EventAppend(**_audit(self.facts["id"], kind, voucher_id=voucher_id,
+                                     order_id=order_id, status=self.facts["status"],
+                                     amount_krw=amount_krw, restored_krw=0, actor=actor))
+        self.params = {
+            **self.facts, "now": now, "actor": actor, "kind": kind,
+            "reason": Reason.CAPTURE if capture else Reason.AUTHORIZATION,
+            "account": Account.REDEEMED if capture else Account.AUTHORIZED, **event.params,
+        }
+
+    def _redemption(self, voucher: Voucher, forfeited_krw: Any) -> Redemption:
+        redemption = _loaded(Redemption, {**self.facts, "campaign_id": voucher.campaign_id,
+                                          "forfeited_krw": forfeited_krw})
+        redemption.voucher = voucher
+        return redemption
+
+    def pending(self) -> Redemption:
+        """The redemption as it will be, its forfeit and its voucher's balance ``Filled``
+        (in that order) by the database."""
+        return self._redemption(Voucher(pk=self.voucher_id, balance_krw=Filled(2)), Filled(1))
+
+    def made(self, row: dict[str, Any] | None) -> tuple[Redemption, str]:
+        """The redemption the checkout statement's row shows, and its campaign's slug; or
+        the problem of the rule the voucher broke (404 without a voucher)."""
+        if row is None:
+            raise _not_found("voucher")
+        row = dict(row)
+        refusal, forfeited, balance_after, slug = (row.pop(name) for name in (
+            "refusal", "forfeited", "balance_after", "campaign_slug"))
+        voucher = _loaded(Voucher, row)
+        if refusal:
+            raise rules.refusal(refusal, voucher)
+        voucher.balance_krw = balance_after
+        voucher.status = VoucherStatus.EXHAUSTED if balance_after == 0 else VoucherStatus.ACTIVE
+        return self._redemption(voucher, forfeited), slug
+
+
+# The checkout statement, then its audit event's append when it spent.
+_CHECKOUT_AND_APPEND = f"{CHECKOUT}; {append_statement(when=SPENT)}"
+# The same at once: the idempotency key claimed first, the key row with its answer last,
+# the forfeit and the new balance filled in (``Checkout.pending``); one call, whose
+# statements each server connection parses and plans once (``voucher_service.routines``).
+CHECKOUT_ROUTINE = Routine(
+    "checkout", CHECKOUT, append_statement(when=SPENT),
+    store_statement(answer="format(%(idempotency_answer)s, r.forfeited_krw, v.balance_krw)",
+                    source="redemption_redemption r JOIN vouchers_voucher v "
+                           "ON v.id = r.voucher_id WHERE r.id = %(id)s"),
+    guards=Claim.GUARDS)
+
+
 @transaction.atomic(savepoint=False)
 def create_redemption(
     *, voucher_id: int, customer_id: int, order_id: str, amount_krw: int,
@@ -171,48 +243,33 @@ def create_redemption(
 
     A single-use voucher is spent whole: what the order does not use is forfeited. One
     round trip: ``CHECKOUT`` followed by the audit event's append, which runs only when
-    the checkout spent (``SPENT``); the locks are taken in the usual order, voucher then
-    chain. The eligibility fence after the commit uses the slug the statement returned.
+    the checkout spent (``SPENT``). The eligibility fence after the commit uses the slug the
+    statement returned.
     """
-    now = timezone.now()
-    redemption_id = uuid4()
-    kind = EventKind.CAPTURE if capture else EventKind.AUTHORIZE
-    status = S.CAPTURED if capture else S.AUTHORIZED
-    authorized_until = (None if capture
-                        else now + timedelta(seconds=settings.AUTHORIZATION_TTL_SECONDS))
-    event = EventAppend(**_audit(redemption_id, kind, voucher_id=voucher_id, order_id=order_id,
-                                 status=status, amount_krw=amount_krw, restored_krw=0,
-                                 actor=actor), when=SPENT)
+    checkout = Checkout(voucher_id=voucher_id, customer_id=customer_id, order_id=order_id,
+                        amount_krw=amount_krw, order_total_krw=order_total_krw,
+                        merchant_category=merchant_category, capture=capture, actor=actor)
     with connection.cursor() as cursor:
-        cursor.execute(CHECKOUT + event.sql, {
-            "id": redemption_id, "voucher_id": voucher_id, "customer_id": customer_id,
-            "order_id": order_id, "amount_krw": amount_krw, "order_total_krw": order_total_krw,
-            "merchant_category": merchant_category, "status": status, "now": now,
-            "authorized_until": authorized_until, "actor": actor, "kind": kind,
-            "reason": Reason.CAPTURE if capture else Reason.AUTHORIZATION,
-            "account": Account.REDEEMED if capture else Account.AUTHORIZED, **event.params,
-        })
+        cursor.execute(_CHECKOUT_AND_APPEND, checkout.params)
         row = cursor.fetchone()
-        if row is None:
-            raise _not_found("voucher")
-        row = dict(zip((column.name for column in cursor.description), row, strict=True))
-        refusal, forfeited, balance_after, slug = (row.pop(name) for name in (
-            "refusal", "forfeited", "balance_after", "campaign_slug"))
-        voucher = _loaded(Voucher, row)
-        if refusal:
-            raise rules.refusal(refusal, voucher)
-        event.appended(cursor)
-    voucher.balance_krw = balance_after
-    voucher.status = VoucherStatus.EXHAUSTED if balance_after == 0 else VoucherStatus.ACTIVE
-    redemption = _loaded(Redemption, {
-        "id": redemption_id, "campaign_id": voucher.campaign_id, "voucher_id": voucher_id,
-        "customer_id": customer_id, "order_id": order_id, "amount_krw": amount_krw,
-        "forfeited_krw": forfeited, "order_total_krw": order_total_krw,
-        "merchant_category": merchant_category, "status": status, "refunded_krw": 0,
-        "created_at": now, "updated_at": now, "authorized_until": authorized_until,
-        "created_by": actor})
-    redemption.voucher = voucher
+        names = [column.name for column in cursor.description]
+    redemption, slug = checkout.made(None if row is None else dict(zip(names, row, strict=True)))
     transaction.on_commit(lambda: fence_answers(slug, [customer_id]), robust=True)
+    return redemption
+
+
+def create_redemption_at_once(checkout: Checkout, *, claim: Claim,
+                              answer: str) -> Redemption | None:
+    """``create_redemption`` with its idempotency key's claim and stored answer (``answer``,
+    the ``answer_template`` of ``checkout.pending()``'s answer), in one round trip and a
+    transaction of its own (``CHECKOUT_ROUTINE``). None when it did nothing because the key
+    is in use or used, or there is no such voucher: the general path answers."""
+    row = CHECKOUT_ROUTINE.run_alone({**checkout.params,
+                                      **claim.params(status=201, answer=answer)})
+    if row is None:
+        return None
+    redemption, slug = checkout.made(row)
+    fence_answers(slug, [redemption.customer_id])
     return redemption
 
 
