@@ -24,6 +24,10 @@ every phase alike):
   nothing was lost: the won the 201 answers report equal the voucher's balance drop, the
   redemption rows and the ledger's redeemed postings.
 
+Meanwhile the audit trail's sealer runs as in production, every
+``AUDIT_SEAL_INTERVAL_SECONDS`` (``Sealer``): its PostgreSQL CPU per event sealed is
+reported, and the trail verified at the end.
+
 Last, the CPU per request of the baselines and the checkout requests, sent in-process
 through Django's test client (this process and its PostgreSQL backend, from /proc): unlike
 the rates, it hardly depends on what else runs on the machine. The last line sums it up:
@@ -58,6 +62,8 @@ from redemption_urls import create_commit_table
 from serving import cpu_seconds, post_load
 
 from accounts.services import create_principal
+from voucher_service.audit import verify_audit_chain
+from voucher_service.sealing import seal_events
 from vouchers.identifiers import public_voucher_id
 from vouchers.issuance.chunk import issue_chunk
 from vouchers.ledger.verification import verify_ledger
@@ -206,6 +212,37 @@ def cpu_per_request(token: str, phases: dict[str, list[tuple[str, dict]]], *, ro
             for name, (python, backend) in spent.items()}
 
 
+class Sealer(threading.Thread):
+    """The audit trail's sealer as Celery beat runs it: ``seal_events`` every
+    ``AUDIT_SEAL_INTERVAL_SECONDS``, here in a thread with a connection of its own, for as
+    long as the HTTP phases run; ``stop`` seals what is left. Counts the events it sealed
+    and its PostgreSQL backend's CPU."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.interval = float(os.environ.get("AUDIT_SEAL_INTERVAL_SECONDS", "2"))
+        self.stopping = threading.Event()
+        self.sealed = 0
+        self.backend_seconds = 0.0
+
+    def run(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            backend_pid = cursor.fetchone()[0]
+        started = cpu_seconds(backend_pid)
+        try:
+            while not self.stopping.wait(self.interval):
+                self.sealed += seal_events()
+            self.sealed += seal_events()
+        finally:
+            self.backend_seconds = cpu_seconds(backend_pid) - started
+            connection.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--vouchers", type=int, default=100_000)
@@ -245,6 +282,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as settings_dir:
         Path(settings_dir, "bench_server_settings.py").write_text(_SERVER_SETTINGS)
         server = start_server(port, args.workers, args.threads, settings_dir)
+        sealer = Sealer()
+        sealer.start()
         try:
             phase = {"clients": args.clients, "processes": args.processes,
                      "seconds": args.seconds / args.rounds}
@@ -259,6 +298,7 @@ def main() -> None:
                        "spread": load(port, token, shares[r], **phase),
                        "one": load(port, token, one, **phase)} for r in range(args.rounds)]
         finally:
+            sealer.stop()
             server.terminate()
             server.wait(timeout=30)
 
@@ -270,6 +310,8 @@ def main() -> None:
                      .aggregate(s=Sum("amount_krw"))["s"] or 0)
     one_rows = Redemption.objects.filter(voucher_id=target.pk).count()
     report = verify_ledger(campaign_id=campaign_id)
+    seal_events()
+    chain = verify_audit_chain()
     results = {name: _combined([r[name] for r in rounds]) for name in rounds[0]}
     bare_rps, commit_rps = results["bare"]["rps"], results["commit"]["rps"]
     print(f"vouchers: {args.vouchers:,} issued in {issue_seconds:.1f} s; {args.clients} "
@@ -300,6 +342,11 @@ def main() -> None:
           f"{one_redeemed:,} won ({unread} answers in flight at the end): "
           f"{'no lost update' if consistent else 'MISMATCH'}")
     print(f"verify_ledger on the bench campaign: {'ok' if report.ok else 'FAILED'}")
+    print(f"sealer, every {sealer.interval:g} s during the HTTP phases: {sealer.sealed:,} events "
+          f"sealed, {1000 * sealer.backend_seconds / max(sealer.sealed, 1):.3f} ms PostgreSQL "
+          f"CPU per event; verify_audit_chain: "
+          f"{'ok' if chain.ok else f'FAILED at event {chain.first_break.event_id}'} "
+          f"({chain.events_checked:,} events)")
     spread_rps = results["spread"]["rps"]
     print(f"checkout: {100 * spread_rps / bare_rps:.0f}% of bare, "
           f"{100 * spread_rps / commit_rps:.0f}% of bare+commit, "

@@ -7,8 +7,8 @@ is not atomic). The index of a chain's order is built before the one it replaces
 the audit API's indexes are rebuilt over sealed events only (an append then writes only the
 primary key and ``auditevent_unsealed``), each before its predecessor goes.
 
-The append-only trigger now refuses every DELETE and every UPDATE but the sealing of an
-unsealed event (``audit_event_seal_only``). A check refuses any new event that carries a
+The append-only trigger now refuses every DELETE, and ``audit_event_seal_only`` every UPDATE
+but the sealing of an unsealed event. A check refuses any new event that carries a
 hash without a position: one linked by code from before the sealer. Deploy with the
 appenders' code: an event such old code appended after this migration would be refused
 rather than fork its chain. It is ``NOT VALID``: the events linked before the sealer have a
@@ -18,28 +18,24 @@ hash and no position, and stay as they are.
 from django.contrib.postgres.operations import AddIndexConcurrently, RemoveIndexConcurrently
 from django.db import migrations, models
 
+# refuse_change() (0002) raises; the condition, checked without a function call, lets
+# through only the sealing of an unsealed event: its hash, link and position set, nothing
+# else changed.
 SEAL_ONLY = """
-CREATE FUNCTION audit_event_seal_only() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF OLD.hash IS NOT NULL OR NEW.hash IS NULL OR NEW.prev_hash IS NULL OR NEW.seal IS NULL
-       OR (NEW.id, NEW.occurred_at, NEW.actor, NEW.action, NEW.target_type, NEW.target_id,
-           NEW.payload, NEW.chain)
-          IS DISTINCT FROM
-          (OLD.id, OLD.occurred_at, OLD.actor, OLD.action, OLD.target_type, OLD.target_id,
-           OLD.payload, OLD.chain) THEN
-        RAISE EXCEPTION '% is append-only: % refused (only an unsealed event may be sealed)',
-            TG_TABLE_NAME, TG_OP USING ERRCODE = 'insufficient_privilege';
-    END IF;
-    RETURN NEW;
-END
-$$;
 DROP TRIGGER audit_event_append_only ON voucher_service_auditevent;
 CREATE TRIGGER audit_event_append_only
 BEFORE DELETE ON voucher_service_auditevent
 FOR EACH ROW EXECUTE FUNCTION refuse_change();
 CREATE TRIGGER audit_event_seal_only
 BEFORE UPDATE ON voucher_service_auditevent
-FOR EACH ROW EXECUTE FUNCTION audit_event_seal_only();
+FOR EACH ROW WHEN (
+    OLD.hash IS NOT NULL OR NEW.hash IS NULL OR NEW.prev_hash IS NULL OR NEW.seal IS NULL
+    OR (NEW.id, NEW.occurred_at, NEW.actor, NEW.action, NEW.target_type, NEW.target_id,
+        NEW.payload, NEW.chain)
+       IS DISTINCT FROM
+       (OLD.id, OLD.occurred_at, OLD.actor, OLD.action, OLD.target_type, OLD.target_id,
+        OLD.payload, OLD.chain))
+EXECUTE FUNCTION refuse_change();
 ALTER TABLE voucher_service_auditevent ADD CONSTRAINT auditevent_sealed_by_the_sealer
     CHECK (hash IS NULL OR seal IS NOT NULL) NOT VALID;
 """
@@ -48,7 +44,6 @@ APPEND_ONLY = """
 ALTER TABLE voucher_service_auditevent DROP CONSTRAINT auditevent_sealed_by_the_sealer;
 DROP TRIGGER audit_event_seal_only ON voucher_service_auditevent;
 DROP TRIGGER audit_event_append_only ON voucher_service_auditevent;
-DROP FUNCTION audit_event_seal_only();
 CREATE TRIGGER audit_event_append_only
 BEFORE UPDATE OR DELETE ON voucher_service_auditevent
 FOR EACH ROW EXECUTE FUNCTION refuse_change();
