@@ -25,9 +25,9 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from voucher_service.audit import record_event
-from vouchers.issuance.cache import invalidate_chunk_eligibility
 from vouchers.issuance.chunk import issue_chunk
 from vouchers.issuance.models import ChunkStatus, IssuanceChunk, IssuanceRun, RunStatus
+from vouchers.models.changes import customers_changed
 
 logger = logging.getLogger(__name__)
 SYSTEM_ACTOR = "system:issuance"
@@ -125,8 +125,7 @@ def process_chunk(*, chunk_id: int, claim: str) -> UUID | None:
         chunk.last_error = ""
         chunk.save(update_fields=["status", "finished_at", "vouchers_issued", "customers_done",
                                   "last_error"])
-        campaign_id, lo, hi = chunk.run.campaign_id, chunk.lo, chunk.hi
-        transaction.on_commit(lambda: invalidate_chunk_eligibility(campaign_id, lo, hi))
+        customers_changed(campaign_id=chunk.run.campaign_id, customer_range=(chunk.lo, chunk.hi))
     return chunk.run_id
 
 
