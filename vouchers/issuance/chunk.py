@@ -57,13 +57,13 @@ WITH issued AS (
     INSERT INTO vouchers_voucher (
         campaign_id, component_id, registry_customer_id, customer_id, category,
         amount_krw, balance_krw, single_use, min_order_krw, status,
-        issued_at, expires_at, issuance_run_id
+        issued_at, expires_at, valid_from, issuance_run_id
     )
     SELECT r.campaign_id, c.id, r.customer_id, r.customer_id, c.category,
            c.amount_krw, c.amount_krw, c.single_use, c.min_order_krw,
            CASE WHEN r.account_status = 'closed' THEN 'unclaimed' ELSE 'active' END,
            now(), coalesce(c.expires_at, now() + make_interval(days => c.valid_days)),
-           %(run_id)s
+           c.valid_from, %(run_id)s
     FROM (
         SELECT r.campaign_id, r.customer_id, r.account_status
         FROM vouchers_registryentry r

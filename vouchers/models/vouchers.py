@@ -51,6 +51,8 @@ class Voucher(models.Model):
     status = models.CharField(max_length=10, choices=VoucherStatus.choices)
     issued_at = models.DateTimeField()
     expires_at = models.DateTimeField()
+    # Copied from its component at issue; NULL: usable from issue.
+    valid_from = models.DateTimeField(null=True, blank=True)
     issuance_run_id = models.UUIDField(null=True, blank=True)
 
     objects = VoucherQuerySet.as_manager()

@@ -9,11 +9,11 @@ row is locked first; ``refusal`` names the first rule of ``rules.RULES`` the loc
 breaks. Only when it breaks none are the voucher spent, the redemption and its event
 written and the ledger posted: the spending, and a single-use voucher's leftover as a
 forfeit transaction of its own. Data-modifying WITH parts run to the end although nothing
-reads them; each sees the locked row through ``spendable``. The answer is one row, the
-refusal (or NULL), the forfeit, the new balance and the campaign's slug (for the
-eligibility fence) followed by the locked voucher's columns; no row when there is no such
-voucher. ``SPENT`` is true in a later statement of the same transaction once the checkout
-has spent.
+reads them; each sees the locked row through ``spendable``. The answer is one row: the
+new balance and the campaign's slug (for the eligibility fence), then the locked
+voucher's columns (every one: a rule may read any), its refusal (or NULL) and forfeit;
+no row when there is no such voucher. ``SPENT`` is true in a later statement of the same
+transaction once the checkout has spent.
 
 ``movement(moves)`` is capture, void and refund: the rows are locked and the rules checked
 by the service, which passes the moves it decided (a ``moves`` WITH part from the ledger),
@@ -43,9 +43,7 @@ _EVENT = """
 # (about 0.2 ms of parsing per checkout).
 _CHECKOUT = """
 WITH voucher AS (
-    SELECT id, campaign_id, customer_id, category, balance_krw, single_use, min_order_krw,
-           status, expires_at
-    FROM vouchers_voucher WHERE id = %(voucher_id)s
+    SELECT * FROM vouchers_voucher WHERE id = %(voucher_id)s
     FOR UPDATE
 ), checked AS (
     SELECT voucher.*,
@@ -73,10 +71,8 @@ WITH voucher AS (
          LATERAL (VALUES (%(reason)s, %(account)s, %(amount_krw)s::bigint),
                          ({forfeit}, {forfeited}, s.forfeited)) AS m(reason, credit, amount_krw)
 ), {posted}
-SELECT c.refusal, c.forfeited, s.balance_after,
-       (SELECT slug FROM vouchers_campaign WHERE id = c.campaign_id) AS campaign_slug,
-       c.id, c.campaign_id, c.customer_id, c.category, c.balance_krw, c.single_use,
-       c.min_order_krw, c.status, c.expires_at
+SELECT s.balance_after,
+       (SELECT slug FROM vouchers_campaign WHERE id = c.campaign_id) AS campaign_slug, c.*
 FROM checked c LEFT JOIN spendable s ON true
 """
 CHECKOUT = " ".join(_CHECKOUT.format(
