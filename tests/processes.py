@@ -1,5 +1,5 @@
-"""Real processes for the fault tests: Celery workers, a private PostgreSQL cluster and a
-private redis-server.
+"""Real processes for the fault and topology tests: Celery workers, a private PostgreSQL
+cluster, a private redis-server and PgBouncer.
 
 Workers run in their own session so that a SIGKILL takes the whole process group (the
 pool's children included), as when a machine or container dies. The private servers let
@@ -116,6 +116,67 @@ class PrivateCluster:
     def destroy(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):
             self.stop("immediate")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class PgBouncer:
+    """Debian's PgBouncer (``scripts/ensure-pgbouncer``) in transaction pooling mode, as
+    deployed, on a free port in front of the PostgreSQL server at ``upstream``: every
+    database of that server, user ``postgres``. Its config, log and pid file live in a
+    directory of its own. ``server_round_robin`` hands a client's consecutive transactions
+    to different server connections, so that session state (a session lock, a TEMP table,
+    a ``SET``, a cursor or prepared statement kept across transactions) breaks here at
+    once instead of once in a while in production."""
+
+    def __init__(self, upstream: tuple[str, int] = ("127.0.0.1", 5432), *,
+                 pool_size: int = 12) -> None:
+        binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+        assert Path(binary).exists(), "pgbouncer is missing: run scripts/ensure-pgbouncer"
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="pgbouncer-"))
+        host, port = upstream
+        (self.dir / "userlist.txt").write_text('"postgres" ""\n')
+        (self.dir / "pgbouncer.ini").write_text(f"""\
+[databases]
+* = host={host} port={port}
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {self.port}
+unix_socket_dir =
+auth_type = trust
+auth_file = {self.dir}/userlist.txt
+pool_mode = transaction
+default_pool_size = {pool_size}
+min_pool_size = 3
+max_client_conn = 1000
+server_round_robin = 1
+ignore_startup_parameters = extra_float_digits
+logfile = {self.dir}/pgbouncer.log
+pidfile = {self.dir}/pgbouncer.pid
+""")
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self.process = subprocess.Popen(_as_postgres(binary, str(self.dir / "pgbouncer.ini")),
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        wait_for(self._answers, timeout=10, what=f"pgbouncer to start\n{self.tail()}")
+
+    def url(self, database: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _answers(self) -> bool:
+        return query(self.url("postgres"), "SELECT 1") == [(1,)]
+
+    def tail(self, lines: int = 20) -> str:
+        log = self.dir / "pgbouncer.log"
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) \
+            if log.exists() else ""
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)  # PgBouncer's immediate shutdown
+            self.process.wait(timeout=10)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
