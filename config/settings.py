@@ -205,11 +205,11 @@ SPECTACULAR_SETTINGS = {
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/1")
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
-# Exactly one scheduler: beat keeps its schedule in the broker's Redis (RedBeat) and sends
-# due jobs only while it holds the lock there; a second beat waits for the lock, and takes
-# over within BEAT_LOCK_TIMEOUT_SECONDS of the first one's death. Beat wakes at least five
-# times per lock timeout, renewing the lock each time.
-CELERY_BEAT_SCHEDULER = "redbeat.RedBeatScheduler"
+# Exactly one scheduler (config/beat.py): beat keeps its schedule in the broker's Redis
+# (RedBeat) and sends due jobs only while it holds the lock there; a second beat waits for
+# the lock, and takes over within BEAT_LOCK_TIMEOUT_SECONDS of the first one's death. Beat
+# wakes at least five times per lock timeout, renewing the lock each time.
+CELERY_BEAT_SCHEDULER = "config.beat.SingleBeatScheduler"
 CELERY_REDBEAT_REDIS_URL = CELERY_BROKER_URL
 CELERY_REDBEAT_LOCK_TIMEOUT = env.int("BEAT_LOCK_TIMEOUT_SECONDS", default=30)
 CELERY_BEAT_MAX_LOOP_INTERVAL = max(1, CELERY_REDBEAT_LOCK_TIMEOUT // 5)

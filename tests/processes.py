@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
+import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 CELERY = ROOT / ".venv" / "bin" / "celery"
@@ -34,6 +35,7 @@ FAST_RECOVERY = {
     "ISSUANCE_RETRY_BACKOFF_SECONDS": "0.5",
     "ISSUANCE_RETRY_BACKOFF_MAX_SECONDS": "2",
     "ISSUANCE_MAX_IN_FLIGHT": "4",
+    "BEAT_LOCK_TIMEOUT_SECONDS": "3",
     "DEBUG": "1",
 }
 
@@ -49,20 +51,20 @@ def wait_for(predicate: Callable[[], object], *, timeout: float, what: str,
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-class Worker:
-    """``celery -A config worker -P prefork -c 2 -B``: beat embedded, so it ticks too."""
+class CeleryProcess:
+    """``celery -A config ARGS`` in a session of its own, its output in ``workdir/name.log``."""
 
-    def __init__(self, env: dict[str, str], workdir: Path, name: str) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], workdir: Path, name: str) -> None:
         self.log = workdir / f"{name}.log"
-        command = [
-            str(CELERY), "-A", "config", "worker", "-P", "prefork", "-c", "2", "-B",
-            "-s", str(workdir / f"{name}-beat"), "-n", f"{name}@%h", "--loglevel=INFO",
-            "--without-mingle", "--without-gossip", "--without-heartbeat",
-        ]
         with self.log.open("wb") as out:
-            self.process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env},
-                                            stdout=out, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+            self.process = subprocess.Popen([str(CELERY), "-A", "config", *args], cwd=ROOT,
+                                            env={**os.environ, **env}, stdout=out,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+
+    def terminate(self) -> None:
+        """SIGTERM to the main process alone, as ``docker stop`` or Kubernetes sends it."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
 
     def kill(self) -> None:
         """SIGKILL to the whole group: no task gets to finish, nothing is acknowledged."""
@@ -70,8 +72,71 @@ class Worker:
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=10)
 
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
     def tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join(self.text().splitlines()[-lines:])
+
+
+class Worker(CeleryProcess):
+    """``celery -A config worker -P prefork -c 2``, by default with beat embedded (``-B``)
+    so that it ticks too."""
+
+    def __init__(self, env: dict[str, str], workdir: Path, name: str, *,
+                 concurrency: int = 2, beat: bool = True) -> None:
+        super().__init__([
+            "worker", "-P", "prefork", "-c", str(concurrency), *(["-B"] if beat else []),
+            "-n", f"{name}@%h", "--loglevel=INFO",
+            "--without-mingle", "--without-gossip", "--without-heartbeat",
+        ], env, workdir, name)
+
+
+class Beat(CeleryProcess):
+    """``celery -A config beat``: the scheduler, as deployed."""
+
+    def __init__(self, env: dict[str, str], workdir: Path, name: str) -> None:
+        super().__init__(["beat", "--loglevel=INFO"], env, workdir, name)
+
+
+class Gunicorn:
+    """The real web server on a free port: gthread workers (two by default)."""
+
+    def __init__(self, env: dict[str, str], workdir: Path, name: str = "gunicorn", *,
+                 workers: int = 2, options: tuple[str, ...] = ()) -> None:
+        self.port = free_port()
+        self.log = workdir / f"{name}.log"
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [str(ROOT / ".venv/bin/gunicorn"), "config.wsgi:application", "-b",
+                 f"127.0.0.1:{self.port}", "-k", "gthread", "-w", str(workers), "--threads",
+                 "4", *options],
+                cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        wait_for(lambda: self.status("/healthz") == 200, timeout=30,
+                 what=f"gunicorn to start\n{self.log.read_text(errors='replace')[-2000:]}")
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def status(self, path: str) -> int | None:
+        try:
+            return requests.get(self.url(path), timeout=2).status_code
+        except requests.RequestException:
+            return None
+
+    def workers(self) -> list[int]:
+        """The worker processes' ids (the master's children)."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        try:
+            return [int(pid) for pid in children.read_text().split()]
+        except OSError:
+            return []
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=30)
 
 
 def free_port() -> int:
