@@ -1,5 +1,5 @@
-"""The production topology on this machine (docs/DEPLOYMENT.md), started once per module:
-PgBouncer in transaction pooling mode in front of the test database, two gunicorn web
+"""The production topology on this machine (docs/DEPLOYMENT.md), started once for the
+package: PgBouncer in transaction pooling mode in front of the test database, two gunicorn web
 nodes on their own ports, two Celery workers and one beat, all through the pooler, with a
 Redis of their own as broker and cache, and customer JWTs verified against a key set the
 test serves as the shop's identity provider."""
