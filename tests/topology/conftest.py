@@ -56,8 +56,9 @@ def stack(django_db_setup, tmp_path_factory):
     key_set = KeySetServer(identity)
     env = {
         **FAST_RECOVERY,
-        # Recovery by the tick's stale-chunk sweep would hide a chunk a worker abandoned.
-        "ISSUANCE_CHUNK_STALE_SECONDS": "120", "ISSUANCE_DISPATCH_STALE_SECONDS": "600",
+        # Recovery by the tick would hide a chunk a worker abandoned; and, rare, it leaves
+        # the tables alone while a test's data is flushed.
+        "ISSUANCE_TICK_SECONDS": "60",
         "DATABASE_URL": pooler.url(database["NAME"]), "LOG_LEVEL": "WARNING",
         "ISSUANCE_CHUNK_SIZE": "300",
         "CELERY_BROKER_URL": broker.url(0), "REDIS_URL": broker.url(1),
