@@ -42,8 +42,8 @@ from psycopg import sql
 from voucher_service.audit import record_event
 from voucher_service.problems import ProblemError
 from vouchers.eligibility import importing_sql as q
-from vouchers.eligibility.cache import invalidate_eligibility
 from vouchers.models import Campaign, RegistryEntry
+from vouchers.models.changes import customers_changed
 
 CHUNK_BYTES = 1 << 20
 # Heap pages of the typed rows table per upsert transaction: about 150,000 rows.
@@ -287,8 +287,7 @@ def _upsert(lease: _Lease, campaign: Campaign, pages: int, report: Progress, *,
             })
             batch_inserted, batch_updated, changed = cursor.fetchone()
             if changed:
-                transaction.on_commit(
-                    lambda ids=changed: invalidate_eligibility(campaign.pk, ids))
+                customers_changed(campaign_id=campaign.pk, customer_ids=changed)
         inserted += batch_inserted
         updated += batch_updated
         report("load", 1, len(batches))
