@@ -210,15 +210,17 @@ def load(port: int, requests: list[tuple[str, str]], *, connections: int,
 def interleaved(port: int, phases: dict[str, list[tuple[str, str]]], *, rounds: int,
                 connections: int, seconds: float,
                 on_round: Callable[[str, dict], None] | None = None,
-                listing: Path | None = None) -> dict[str, dict]:
+                listing: Path | None = None,
+                ports: dict[str, int] | None = None) -> dict[str, dict]:
     """Each of ``phases`` (name: requests) for ``seconds / rounds`` in turn, ``rounds``
-    times; ``on_round(label, figures)`` after each. Returns each phase's rounds summed
-    (p50: the rounds' median; p99: the worst round's)."""
+    times, against ``port`` (or the phase's own in ``ports``); ``on_round(label,
+    figures)`` after each. Returns each phase's rounds summed (p50: the rounds' median;
+    p99: the worst round's)."""
     totals: dict[str, list[dict]] = {name: [] for name in phases}
     for i in range(1, rounds + 1):
         for name, requests in phases.items():
-            result = load(port, requests, connections=connections, seconds=seconds / rounds,
-                          listing=listing)
+            result = load((ports or {}).get(name, port), requests, connections=connections,
+                          seconds=seconds / rounds, listing=listing)
             totals[name].append(result)
             if on_round:
                 on_round(f"round {i}: {name}", result)

@@ -69,9 +69,10 @@ def stack(django_db_setup, tmp_path_factory):
     workers = (Worker(env, workdir, "worker-a", beat=False),
                Worker(env, workdir, "worker-b", beat=False))
     beat = Beat(env, workdir, "beat")
-    yield Stack(env=env, workdir=workdir, pooler=pooler, broker=broker, identity=identity,
-                web=web, workers=workers, beat=beat, direct_url=direct_url)
-    for process in (*workers, beat):
+    stack = Stack(env=env, workdir=workdir, pooler=pooler, broker=broker, identity=identity,
+                  web=web, workers=workers, beat=beat, direct_url=direct_url)
+    yield stack
+    for process in (*stack.workers, beat):  # a test may have replaced a worker
         process.kill()
     for node in web:
         node.stop()
