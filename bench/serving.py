@@ -103,6 +103,7 @@ def server_workers() -> dict[str, str]:
 def serving(log, **env: str) -> Iterator[int]:
     """gunicorn on a free port, answering ``/healthz``; yields the port, stops it after."""
     global _server_pid
+    outer = _server_pid  # a server started inside another's block gives it back after
     port = free_port()
     workers = server_workers()
     process = subprocess.Popen(
@@ -128,7 +129,7 @@ def serving(log, **env: str) -> Iterator[int]:
         _server_pid = process.pid
         yield port
     finally:
-        _server_pid = None
+        _server_pid = outer
         process.terminate()
         process.wait(timeout=30)
 
