@@ -22,6 +22,10 @@ machine's other load weighs on every phase alike):
   nothing was lost: the won the 201 answers report equal the voucher's balance drop, the
   redemption rows and the ledger's redeemed postings.
 
+With ``--through-pgbouncer`` a second server, whose connections go through PgBouncer in
+transaction pooling mode (as deployed, docs/DEPLOYMENT.md), takes the spread phase too, in
+the same rounds: checkout direct against through the pooler.
+
 Last, the CPU per request of the bare and the checkout requests, sent in-process through
 Django's test client (this process and its PostgreSQL backend, from /proc): unlike the
 rates, it hardly depends on what else runs on the machine.
@@ -30,6 +34,7 @@ rates, it hardly depends on what else runs on the machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import http.client
 import json
@@ -45,7 +50,7 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-from common import ROOT, free_port, make_campaign
+from common import ROOT, free_port, make_campaign, through_pgbouncer
 from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
@@ -82,9 +87,10 @@ def issue_vouchers(n: int) -> tuple[int, list[Voucher]]:
     return campaign_id, vouchers
 
 
-def start_server(port: int, workers: int, threads: int, settings_dir: str) -> subprocess.Popen:
+def start_server(port: int, workers: int, threads: int, settings_dir: str,
+                 **extra_env: str) -> subprocess.Popen:
     env = {
-        **os.environ, "PYTHONPATH": os.pathsep.join([settings_dir, str(ROOT)]),
+        **os.environ, **extra_env, "PYTHONPATH": os.pathsep.join([settings_dir, str(ROOT)]),
         "DJANGO_SETTINGS_MODULE": "bench_server_settings", "DEBUG": "0",
         "SECURE_SSL_REDIRECT": "0", "LOG_LEVEL": "WARNING",
         **{name: getattr(settings, name) for name in (
@@ -214,6 +220,9 @@ def main() -> None:
                              "load weighs on all of them alike")
     parser.add_argument("--load", choices=("python", "wrk"), default="python",
                         help="load generator: Python clients, or wrk (apt-get install wrk)")
+    parser.add_argument("--through-pgbouncer", action="store_true",
+                        help="the spread phase also against a server whose connections go "
+                             "through PgBouncer in transaction pooling mode")
     parser.add_argument("--cpu-rounds", type=int, default=20,
                         help="rounds of 20 in-process requests per phase for CPU per request")
     args = parser.parse_args()
@@ -235,9 +244,17 @@ def main() -> None:
 
     connection.close()  # the client processes are forked: they must not share it
     port = free_port()
-    with tempfile.TemporaryDirectory() as settings_dir:
+    with (tempfile.TemporaryDirectory() as settings_dir,
+          contextlib.ExitStack() as pooled_server):
         Path(settings_dir, "bench_server_settings.py").write_text(_SERVER_SETTINGS)
         server = start_server(port, args.workers, args.threads, settings_dir)
+        pooled_port = None
+        if args.through_pgbouncer:
+            pooled_port = free_port()
+            pooled = start_server(pooled_port, args.workers, args.threads, settings_dir,
+                                  DATABASE_URL=pooled_server.enter_context(through_pgbouncer()))
+            pooled_server.callback(pooled.wait, timeout=30)
+            pooled_server.callback(pooled.terminate)
         try:
             phase = {"clients": args.clients, "processes": args.processes,
                      "seconds": args.seconds / args.rounds}
@@ -249,6 +266,8 @@ def main() -> None:
             shares = [spread[1:][r::args.rounds] for r in range(args.rounds)]
             rounds = [{"bare": load(port, token, bare, **phase),
                        "spread": load(port, token, shares[r], **phase),
+                       **({"spread_pooled": load(pooled_port, token, shares[r], **phase)}
+                          if pooled_port else {}),
                        "one": load(port, token, one, **phase)} for r in range(args.rounds)]
         finally:
             server.terminate()
@@ -273,7 +292,10 @@ def main() -> None:
                                          for name, m in measured.items()))
     for name, label in (("bare", "bare DRF POST /t/echo"),
                         ("spread", "redemptions, each on another voucher"),
+                        ("spread_pooled", "the same through PgBouncer (transaction pooling)"),
                         ("one", "redemptions, all clients on one voucher")):
+        if name not in results:
+            continue
         r = results[name]
         print(f"{label}: {r['rps']:,.0f} req/s ({r['rps'] / bare_rps:.0%} of bare), "
               f"{r['requests']:,} requests, answers {dict(r['statuses'])}")

@@ -29,6 +29,8 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
+from django.db.models import BooleanField
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from voucher_service.models import AuditEvent
@@ -161,8 +163,16 @@ class ChainReport:
         return self.first_break is None
 
 
-def _events() -> Iterator[AuditEvent]:
-    return AuditEvent.objects.order_by("chain", "id").iterator(chunk_size=5000)
+def _events(batch: int = 5000) -> Iterator[AuditEvent]:
+    """Every event in (chain, id) order, a batch per query after the last one read: flat
+    memory without a server-side cursor (which a pooler in transaction mode would lose)."""
+    events = list(AuditEvent.objects.order_by("chain", "id")[:batch])
+    while events:
+        yield from events
+        # A row comparison: the (chain, id) index seeks to it.
+        after = RawSQL("(chain, id) > (%s, %s)", [events[-1].chain, events[-1].pk],
+                       output_field=BooleanField())
+        events = list(AuditEvent.objects.filter(after).order_by("chain", "id")[:batch])
 
 
 def verify_audit_chain() -> ChainReport:
