@@ -8,7 +8,7 @@ COPY config ./config
 COPY voucher_service ./voucher_service
 COPY accounts ./accounts
 COPY vouchers ./vouchers
-COPY manage.py ./
+COPY manage.py gunicorn.conf.py ./
 RUN pip install --no-cache-dir . && useradd --create-home app
 USER app
 EXPOSE 8000

@@ -4,8 +4,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export DEBUG ?= 1
 
-.PHONY: run test lint bench load fuzz services migrate clean wrk rehearsal rehearsal-tune \
-	rehearsal-untune
+.PHONY: run test test-topology lint bench load fuzz services migrate clean wrk pgbouncer \
+	rehearsal rehearsal-tune rehearsal-untune
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -28,12 +28,28 @@ lint: $(STAMP)
 	$(VENV)/bin/bandit -q -r config voucher_service accounts vouchers -x '*/migrations/*'
 
 # The suite flushes its cache between tests: Redis databases of its own, not the dev ones.
-test: export REDIS_URL ?= redis://127.0.0.1:6379/2
-test: export CELERY_BROKER_URL ?= redis://127.0.0.1:6379/3
-test: services lint wrk
+# After the whole suite, the tests of checkout, idempotency, issuance, claims, the registry
+# import, the export and the audit trail run again through PgBouncer in transaction pooling
+# mode, each test transaction by transaction as the service runs (docs/DEPLOYMENT.md).
+TOPOLOGY_TESTS := tests/redemption/test_concurrency.py tests/redemption/test_idempotency.py \
+	tests/issuance/test_concurrency.py tests/issuance/test_issuing.py \
+	tests/eligibility/test_claims_concurrency.py tests/eligibility/test_import.py \
+	tests/finance/test_export_formulas.py \
+	tests/finance/test_redemption_reports.py::test_export_has_a_header_and_matches_the_list \
+	tests/finance/test_redemption_reports.py::test_export_of_100k_redemptions_streams_in_flat_memory \
+	tests/audit/test_audit_chain.py
+POOLED_PYTEST := $(VENV)/bin/pytest --through-pgbouncer $(TOPOLOGY_TESTS)
+
+test test-topology: export REDIS_URL ?= redis://127.0.0.1:6379/2
+test test-topology: export CELERY_BROKER_URL ?= redis://127.0.0.1:6379/3
+test: services lint wrk pgbouncer
 	scripts/ensure-browser
 	$(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/pytest
+	$(POOLED_PYTEST)
+
+test-topology: services pgbouncer
+	$(POOLED_PYTEST)
 
 # Benchmarks and the long fuzz are separate from `make test`; each benchmark prints its
 # figure beside a baseline measured in the same run (bench/RESULTS.md has the latest).
@@ -69,6 +85,10 @@ wrk:
 	command -v wrk >/dev/null || { [ "$$(id -u)" -eq 0 ] || sudo_=sudo; \
 		$$sudo_ apt-get install -y -qq wrk >/dev/null 2>&1 \
 		|| { $$sudo_ apt-get update -qq && $$sudo_ apt-get install -y -qq wrk >/dev/null; }; }
+
+# Debian's PgBouncer, run by the topology tests and the benchmarks as a process of their own.
+pgbouncer:
+	scripts/ensure-pgbouncer
 
 load: services
 	$(PY) -m pip install --quiet -e '.[dev,load]'

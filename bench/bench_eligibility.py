@@ -26,6 +26,11 @@ of requests, each signed by its own customer's JWT:
 * first check: every request a customer not checked before: PostgreSQL, then a Redis SET;
 * redis down: a second server whose Redis URL points at a closed port (cache and
   throttles fail open), every answer from PostgreSQL.
+
+With ``--through-pgbouncer``, the same run then starts PgBouncer in transaction pooling
+mode in front of the database (as deployed, docs/DEPLOYMENT.md) and a second server whose
+connections go through it: the hit against both servers in alternating rounds, then a
+first check against each (customers not checked before, a set of their own per server).
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ import subprocess
 import sys
 import time
 
-from common import ROOT, free_port
+from common import ROOT, free_port, through_pgbouncer
 from common import make_campaign as make_registry
 from django.conf import settings
 from django.core.cache import cache
@@ -153,6 +158,24 @@ def compare_interleaved(port: int, bare: list[tuple[str, str]], hits: list[tuple
           "| | | | | | |", flush=True)
 
 
+def compare_pooled(log, port: int, hits: list[tuple[str, str]],
+                   first: tuple[list[tuple[str, str]], list[tuple[str, str]]], *,
+                   rounds: int, connections: int, seconds: float) -> None:
+    """The hit against this server (direct to PostgreSQL) and one through PgBouncer in
+    alternating rounds, then a first check against each."""
+    with through_pgbouncer() as pooled_url, serving(log, DATABASE_URL=pooled_url) as pooled:
+        load(pooled, hits, connections=connections, seconds=5)  # workers warm
+        phases = {"hit, direct": hits, "hit, through PgBouncer": hits}
+        summed = interleaved(port, phases, rounds=rounds, connections=connections,
+                             seconds=seconds, ports={"hit, through PgBouncer": pooled})
+        for name, result in summed.items():
+            report(f"**eligibility, Redis {name}**", result)
+        for (name, target), requests in zip(
+                (("direct", port), ("through PgBouncer", pooled)), first, strict=True):
+            report(f"eligibility, first check, {name}",
+                   load(target, requests, connections=connections, seconds=seconds))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=1_000_000)
@@ -165,6 +188,9 @@ def main() -> None:
     parser.add_argument("--compare-only", action="store_true",
                         help="only bare against hit: no first checks, Redis down, claim "
                              "starts or in-process CPU figures")
+    parser.add_argument("--through-pgbouncer", action="store_true",
+                        help="then the hit and the first check again, direct against "
+                             "through PgBouncer in transaction pooling mode")
     args = parser.parse_args()
     subprocess.run([sys.executable, str(ROOT / "scripts/create_database.py"),
                     os.environ["DATABASE_URL"]], check=True)
@@ -192,7 +218,8 @@ def main() -> None:
             tokens[customer_id] = mint_customer_token(customer_id, ttl_seconds=3600)
         return tokens[customer_id]
 
-    drawn = rng.sample(range(1, args.customers + 1), HIT_SET + 2 * budget)
+    cold_sets = 4 if args.through_pgbouncer else 2
+    drawn = rng.sample(range(1, args.customers + 1), HIT_SET + cold_sets * budget)
     hot, cold = drawn[:HIT_SET], drawn[HIT_SET:]
     print(f"campaign {slug}: {args.customers:,} customers, wrk with {args.connections} "
           f"connections, {args.seconds:g} s per measurement")
@@ -212,6 +239,11 @@ def main() -> None:
             load(port, bare, connections=args.connections, seconds=5)  # workers warm
             load(port, hits, connections=args.connections, seconds=10)  # answers cached
             compare_interleaved(port, bare, hits, rounds=args.rounds, **run)
+            if args.through_pgbouncer:
+                compare_pooled(log, port, hits, (
+                    [(check, token(c)) for c in cold[2 * budget:3 * budget]],
+                    [(check, token(c)) for c in cold[3 * budget:]]), **run,
+                    rounds=args.rounds)
             if args.compare_only:
                 return
             report("eligibility, first check (PostgreSQL, then Redis SET)",
@@ -222,7 +254,7 @@ def main() -> None:
         with serving(log, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0") as port:
             load(port, bare, connections=args.connections, seconds=5)
             report("eligibility, Redis down (PostgreSQL only, throttles open)",
-                   load(port, [(check, token(c)) for c in cold[budget:]], **run))
+                   load(port, [(check, token(c)) for c in cold[budget:2 * budget]], **run))
     add_bare_route()
     cpu_hot, cpu_cold = hot[:CPU_SAMPLES], cold[-CPU_SAMPLES:]  # cold: not yet cached
     print(f"\nCPU per request in-process (Django test client, {CPU_SAMPLES} each, "

@@ -24,6 +24,10 @@ every phase alike):
   nothing was lost: the won the 201 answers report equal the voucher's balance drop, the
   redemption rows and the ledger's redeemed postings.
 
+With ``--through-pgbouncer`` a second server, whose connections go through PgBouncer in
+transaction pooling mode (as deployed, docs/DEPLOYMENT.md), takes the spread phase too, in
+the same rounds: checkout direct against through the pooler.
+
 Meanwhile the audit trail's sealer runs as in production, every
 ``AUDIT_SEAL_INTERVAL_SECONDS`` (``Sealer``): its PostgreSQL CPU per event sealed is
 reported, and the trail verified at the end.
@@ -37,6 +41,7 @@ the spread rate against both baselines and the PostgreSQL CPU per checkout.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import http.client
 import json
@@ -52,7 +57,7 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-from common import ROOT, free_port, make_campaign
+from common import ROOT, free_port, make_campaign, through_pgbouncer
 from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
@@ -93,9 +98,11 @@ def issue_vouchers(n: int) -> tuple[int, list[Voucher]]:
     return campaign_id, vouchers
 
 
-def start_server(port: int, workers: int, threads: int, settings_dir: str) -> subprocess.Popen:
+def start_server(port: int, workers: int, threads: int, settings_dir: str,
+                 **extra_env: str) -> subprocess.Popen:
     env = {
-        **os.environ, "PYTHONPATH": os.pathsep.join([settings_dir, str(ROOT), str(ROOT / "bench")]),
+        **os.environ, **extra_env,
+        "PYTHONPATH": os.pathsep.join([settings_dir, str(ROOT), str(ROOT / "bench")]),
         "DJANGO_SETTINGS_MODULE": "bench_server_settings", "DEBUG": "0",
         "SECURE_SSL_REDIRECT": "0", "LOG_LEVEL": "WARNING",
         **{name: getattr(settings, name) for name in (
@@ -256,6 +263,9 @@ def main() -> None:
                              "load weighs on all of them alike")
     parser.add_argument("--load", choices=("python", "wrk"), default="python",
                         help="load generator: Python clients, or wrk (apt-get install wrk)")
+    parser.add_argument("--through-pgbouncer", action="store_true",
+                        help="the spread phase also against a server whose connections go "
+                             "through PgBouncer in transaction pooling mode")
     parser.add_argument("--cpu-rounds", type=int, default=20,
                         help="rounds of 20 in-process requests per phase for CPU per request")
     args = parser.parse_args()
@@ -279,9 +289,17 @@ def main() -> None:
 
     connection.close()  # the client processes are forked: they must not share it
     port = free_port()
-    with tempfile.TemporaryDirectory() as settings_dir:
+    with (tempfile.TemporaryDirectory() as settings_dir,
+          contextlib.ExitStack() as pooled_server):
         Path(settings_dir, "bench_server_settings.py").write_text(_SERVER_SETTINGS)
         server = start_server(port, args.workers, args.threads, settings_dir)
+        pooled_port = None
+        if args.through_pgbouncer:
+            pooled_port = free_port()
+            pooled = start_server(pooled_port, args.workers, args.threads, settings_dir,
+                                  DATABASE_URL=pooled_server.enter_context(through_pgbouncer()))
+            pooled_server.callback(pooled.wait, timeout=30)
+            pooled_server.callback(pooled.terminate)
         sealer = Sealer()
         sealer.start()
         try:
@@ -296,6 +314,8 @@ def main() -> None:
             rounds = [{"bare": load(port, token, bare, **phase),
                        "commit": load(port, token, commit, **phase),
                        "spread": load(port, token, shares[r], **phase),
+                       **({"spread_pooled": load(pooled_port, token, shares[r], **phase)}
+                          if pooled_port else {}),
                        "one": load(port, token, one, **phase)} for r in range(args.rounds)]
         finally:
             sealer.stop()
@@ -324,7 +344,10 @@ def main() -> None:
     for name, label in (("bare", "bare DRF POST /t/echo"),
                         ("commit", "bare+commit DRF POST /t/commit"),
                         ("spread", "redemptions, each on another voucher"),
+                        ("spread_pooled", "the same through PgBouncer (transaction pooling)"),
                         ("one", "redemptions, all clients on one voucher")):
+        if name not in results:
+            continue
         r = results[name]
         print(f"{label}: {r['rps']:,.0f} req/s ({r['rps'] / bare_rps:.0%} of bare, "
               f"{r['rps'] / commit_rps:.0%} of bare+commit), {r['requests']:,} requests, "

@@ -1,14 +1,17 @@
 """What the benchmarks share: Django set up against ``DATABASE_URL``, a campaign with a
-generated registry written in one statement, and a free port for a server.
+generated registry written in one statement, a free port for a server, and the same
+database through PgBouncer.
 
 Import it before anything of the project's (it calls ``django.setup()``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,3 +64,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def through_pgbouncer(pool_size: int = 20) -> Iterator[str]:
+    """``DATABASE_URL``'s database through a PgBouncer of this run's own, in transaction
+    pooling mode as deployed (``tests.processes.PgBouncer``, which the topology tests run;
+    ``make pgbouncer`` installs it): yields its URL, stops it after."""
+    from tests.processes import PgBouncer
+
+    database = connection.settings_dict
+    bouncer = PgBouncer((database["HOST"] or "127.0.0.1", int(database["PORT"] or 5432)),
+                        pool_size=pool_size)
+    try:
+        yield bouncer.url(database["NAME"])
+    finally:
+        bouncer.stop()

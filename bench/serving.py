@@ -103,6 +103,7 @@ def server_workers() -> dict[str, str]:
 def serving(log, **env: str) -> Iterator[int]:
     """gunicorn on a free port, answering ``/healthz``; yields the port, stops it after."""
     global _server_pid
+    outer = _server_pid  # a server started inside another's block gives it back after
     port = free_port()
     workers = server_workers()
     process = subprocess.Popen(
@@ -128,7 +129,7 @@ def serving(log, **env: str) -> Iterator[int]:
         _server_pid = process.pid
         yield port
     finally:
-        _server_pid = None
+        _server_pid = outer
         process.terminate()
         process.wait(timeout=30)
 
@@ -210,15 +211,17 @@ def load(port: int, requests: list[tuple[str, str]], *, connections: int,
 def interleaved(port: int, phases: dict[str, list[tuple[str, str]]], *, rounds: int,
                 connections: int, seconds: float,
                 on_round: Callable[[str, dict], None] | None = None,
-                listing: Path | None = None) -> dict[str, dict]:
+                listing: Path | None = None,
+                ports: dict[str, int] | None = None) -> dict[str, dict]:
     """Each of ``phases`` (name: requests) for ``seconds / rounds`` in turn, ``rounds``
-    times; ``on_round(label, figures)`` after each. Returns each phase's rounds summed
-    (p50: the rounds' median; p99: the worst round's)."""
+    times, against ``port`` (or the phase's own in ``ports``); ``on_round(label,
+    figures)`` after each. Returns each phase's rounds summed (p50: the rounds' median;
+    p99: the worst round's)."""
     totals: dict[str, list[dict]] = {name: [] for name in phases}
     for i in range(1, rounds + 1):
         for name, requests in phases.items():
-            result = load(port, requests, connections=connections, seconds=seconds / rounds,
-                          listing=listing)
+            result = load((ports or {}).get(name, port), requests, connections=connections,
+                          seconds=seconds / rounds, listing=listing)
             totals[name].append(result)
             if on_round:
                 on_round(f"round {i}: {name}", result)

@@ -41,8 +41,23 @@ SECRET_KEY = _secret("SECRET_KEY")
 PHONE_HASH_KEY = _secret("PHONE_HASH_KEY")
 CUSTOMER_JWT_KEY = _secret("CUSTOMER_JWT_KEY")
 VOUCHER_CODE_KEY = _secret("VOUCHER_CODE_KEY")
-CUSTOMER_JWT_ALGORITHM = env.str("CUSTOMER_JWT_ALGORITHM", default="HS256")
+# Customer JWTs: verified against the identity provider's key set (JWKS, keys chosen by
+# ``kid``) when CUSTOMER_JWT_JWKS_URL is set, else against the static CUSTOMER_JWT_KEY
+# (development). The key set is cached for CUSTOMER_JWT_JWKS_LIFESPAN_SECONDS; a token naming
+# a key the cache does not hold fetches it again, at most once per
+# CUSTOMER_JWT_JWKS_REFRESH_SECONDS.
+CUSTOMER_JWT_JWKS_URL = env.str("CUSTOMER_JWT_JWKS_URL", default="")
+CUSTOMER_JWT_ISSUER = env.str("CUSTOMER_JWT_ISSUER", default="")
+CUSTOMER_JWT_JWKS_LIFESPAN_SECONDS = env.float("CUSTOMER_JWT_JWKS_LIFESPAN_SECONDS", default=300.0)
+CUSTOMER_JWT_JWKS_REFRESH_SECONDS = env.float("CUSTOMER_JWT_JWKS_REFRESH_SECONDS", default=30.0)
+CUSTOMER_JWT_ALGORITHM = env.str("CUSTOMER_JWT_ALGORITHM",
+                                 default="RS256" if CUSTOMER_JWT_JWKS_URL else "HS256")
 CUSTOMER_JWT_AUDIENCE = env.str("CUSTOMER_JWT_AUDIENCE", default="voucher-service")
+if CUSTOMER_JWT_JWKS_URL and (CUSTOMER_JWT_ALGORITHM.startswith("HS") or not CUSTOMER_JWT_ISSUER):
+    raise ImproperlyConfigured(
+        "CUSTOMER_JWT_JWKS_URL needs CUSTOMER_JWT_ISSUER and a public-key "
+        "CUSTOMER_JWT_ALGORITHM (RS256, ES256, ...): a key set publishes no HMAC secret."
+    )
 # Minting customer tokens is a development convenience only.
 CUSTOMER_JWT_DEV_MINTING = env.bool("CUSTOMER_JWT_DEV_MINTING", default=DEBUG)
 # Single-person approval of issuance runs (the issue_vouchers command), development only.
@@ -112,6 +127,11 @@ DATABASES["default"].setdefault("OPTIONS", {})
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
+# One configuration, direct or through a pooler in transaction mode (PgBouncer): a
+# server-side cursor of a query outside a transaction would outlive it (WITH HOLD) on a
+# server connection the next statement may not get. Prepared statements are off too
+# (Django's default with psycopg 3: ``prepare_threshold`` None).
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -185,6 +205,14 @@ SPECTACULAR_SETTINGS = {
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/1")
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+# Exactly one scheduler (config/beat.py): beat keeps its schedule in the broker's Redis
+# (RedBeat) and sends due jobs only while it holds the lock there; a second beat waits for
+# the lock, and takes over within BEAT_LOCK_TIMEOUT_SECONDS of the first one's death. Beat
+# wakes at least five times per lock timeout, renewing the lock each time.
+CELERY_BEAT_SCHEDULER = "config.beat.SingleBeatScheduler"
+CELERY_REDBEAT_REDIS_URL = CELERY_BROKER_URL
+CELERY_REDBEAT_LOCK_TIMEOUT = env.int("BEAT_LOCK_TIMEOUT_SECONDS", default=30)
+CELERY_BEAT_MAX_LOOP_INTERVAL = max(1, CELERY_REDBEAT_LOCK_TIMEOUT // 5)
 
 SMS_BACKEND = env.str("SMS_BACKEND", default="console")
 SMS_FILE_PATH = env.str("SMS_FILE_PATH", default=str(BASE_DIR / "var" / "sms"))

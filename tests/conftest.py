@@ -7,6 +7,7 @@ import itertools
 
 import pytest
 from django.core.cache import cache
+from django.db import connections
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -15,6 +16,48 @@ from accounts.services import create_principal
 from vouchers.models import Campaign, Component, RegistryEntry
 
 _names = itertools.count(1)
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--through-pgbouncer", action="store_true",
+        help="talk to the test database through PgBouncer in transaction pooling mode, as "
+             "deployed (make test-topology): every connection of the tests and of the "
+             "processes they start")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Through PgBouncer every database test runs as the service does, transaction by
+    transaction: a test wrapped whole in one transaction would keep one server connection
+    from start to end and hide any session state that transaction pooling breaks."""
+    if not config.getoption("--through-pgbouncer"):
+        return
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        if marker is not None and not marker.kwargs.get("transaction"):
+            item.add_marker(pytest.mark.django_db(*marker.args, **{
+                **marker.kwargs, "transaction": True}), append=False)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, request):
+    """pytest-django's test database; with ``--through-pgbouncer``, once it is created and
+    migrated, every connection goes through a PgBouncer of the session's own, in front of
+    the same server, until the database is dropped."""
+    if not request.config.getoption("--through-pgbouncer"):
+        yield
+        return
+    from tests.processes import PgBouncer
+
+    database = connections["default"].settings_dict
+    direct = database["HOST"], database["PORT"]
+    bouncer = PgBouncer((direct[0] or "127.0.0.1", int(direct[1] or 5432)))
+    connections.close_all()
+    database["HOST"], database["PORT"] = "127.0.0.1", str(bouncer.port)
+    yield
+    connections.close_all()
+    database["HOST"], database["PORT"] = direct
+    bouncer.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -33,7 +33,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import F
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from voucher_service.models import AuditEvent
@@ -132,12 +132,41 @@ class ChainReport:
         return self.first_break is None
 
 
-def _sealed_events() -> Iterator[AuditEvent]:
+# The chains that hold sealed events: a loose scan of ``auditevent_chain_order``, one seek
+# per chain.
+_CHAINS = """
+    WITH RECURSIVE c AS (
+        SELECT min(chain) AS chain FROM voucher_service_auditevent WHERE hash IS NOT NULL
+        UNION ALL
+        SELECT (SELECT min(chain) FROM voucher_service_auditevent
+                WHERE hash IS NOT NULL AND chain > c.chain)
+        FROM c WHERE c.chain IS NOT NULL
+    )
+    SELECT chain FROM c WHERE chain IS NOT NULL
+"""
+
+
+def _in_batches(events: QuerySet, order: str, batch: int) -> Iterator[AuditEvent]:
+    """``events`` by ``order`` (a column unique among them), a batch per query after the
+    last one read: flat memory without a server-side cursor (which a pooler in
+    transaction mode would lose); ``auditevent_chain_order`` seeks to each batch."""
+    page = list(events.order_by(order)[:batch])
+    while page:
+        yield from page
+        after = {f"{order}__gt": getattr(page[-1], order)}
+        page = list(events.filter(**after).order_by(order)[:batch])
+
+
+def _sealed_events(batch: int = 5000) -> Iterator[AuditEvent]:
     """Every sealed event, each chain in its order: the events linked before the sealer (no
-    ``seal``) by id, then the sealed ones by position (index ``auditevent_chain_order``)."""
-    return (AuditEvent.objects.filter(hash__isnull=False)
-            .order_by("chain", F("seal").asc(nulls_first=True), "id")
-            .iterator(chunk_size=5000))
+    ``seal``) by id, then the sealed ones by position."""
+    with connection.cursor() as cursor:
+        cursor.execute(_CHAINS)
+        chains = [chain for (chain,) in cursor.fetchall()]
+    for chain in chains:
+        in_chain = AuditEvent.objects.filter(hash__isnull=False, chain=chain)
+        yield from _in_batches(in_chain.filter(seal__isnull=True), "id", batch)
+        yield from _in_batches(in_chain.filter(seal__isnull=False), "seal", batch)
 
 
 def _unsealed(now: datetime) -> tuple[int, ChainBreak | None]:

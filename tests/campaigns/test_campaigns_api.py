@@ -60,7 +60,7 @@ def test_without_components_one_all_50000_voucher_is_owed(ops):
     created = ops.post(URL, payload, format="json").json()
     assert created["components"] == [{
         "category": "all", "amount_krw": 50_000, "expires_at": None, "valid_days": 90,
-        "min_order_krw": 0, "single_use": False}]
+        "valid_from": None, "min_order_krw": 0, "single_use": False}]
 
 
 def test_valid_days_instead_of_a_fixed_date(ops):

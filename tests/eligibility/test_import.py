@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import time
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -17,8 +19,10 @@ from django.utils import timezone
 from voucher_service.models import AuditEvent
 from voucher_service.phones import phone_hash
 from voucher_service.problems import ProblemError
+from vouchers.eligibility import importing
 from vouchers.eligibility.cache import FENCE, answer_key
-from vouchers.eligibility.importing import RegistryFileRejected, import_registry
+from vouchers.eligibility.importing import LEASE_SECONDS, RegistryFileRejected, import_registry
+from vouchers.eligibility.models import RegistryImportLease
 from vouchers.issuance.chunk import issue_chunk
 from vouchers.models import RegistryEntry, Voucher
 
@@ -216,16 +220,81 @@ def test_a_file_without_the_header_is_refused_without_echoing_it(campaign, heade
     assert "010" not in str(caught.value.detail)
 
 
+def _lease(campaign) -> RegistryImportLease | None:
+    return RegistryImportLease.objects.filter(campaign=campaign).first()
+
+
+def _table_exists(name: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_one_import_per_campaign_at_a_time(campaign):
+    """Another import holds the campaign's lease: renewed just now, or long ago but with its
+    row locked by one of its transactions (a long COPY). Either way this import is refused
+    at once and loads nothing; once the lease is given back, it loads."""
     params = connection.get_connection_params()
     with psycopg.connect(**params, autocommit=True) as other:
-        other.execute("SELECT pg_advisory_lock(%s, %s)", [0x5249, campaign.pk])
-        with pytest.raises(ProblemError) as caught:
-            load(campaign, *GOOD)
-        assert caught.value.code == "import_in_progress"
-        assert not RegistryEntry.objects.exists()
-        other.execute("SELECT pg_advisory_unlock(%s, %s)", [0x5249, campaign.pk])
-        assert load(campaign, *GOOD).inserted == len(GOOD)
+        other.execute("INSERT INTO eligibility_registryimportlease (campaign_id, holder, "
+                      "renewed_at) VALUES (%s, %s, now())", [campaign.pk, uuid.uuid4()])
+        try:
+            with pytest.raises(ProblemError) as caught:
+                load(campaign, *GOOD)
+            assert caught.value.code == "import_in_progress"
+            other.execute("UPDATE eligibility_registryimportlease SET renewed_at = now()"
+                          " - interval '1 day'")
+            with other.transaction():
+                other.execute("SELECT 1 FROM eligibility_registryimportlease FOR UPDATE")
+                started = time.monotonic()
+                with pytest.raises(ProblemError) as caught:
+                    load(campaign, *GOOD)
+                assert caught.value.code == "import_in_progress"
+                assert time.monotonic() - started < 5
+            assert not RegistryEntry.objects.exists()
+        finally:
+            other.execute("DELETE FROM eligibility_registryimportlease")
+    assert load(campaign, *GOOD).inserted == len(GOOD)
+    assert _lease(campaign) is None
+
+
+def test_the_lease_of_an_import_that_died_is_taken_over(campaign):
+    """An import that died left its lease unrenewed and its typed rows behind: the next
+    import takes both over once the lease is LEASE_SECONDS old, loads, and leaves
+    neither."""
+    rows_table = f"registry_import_rows_{campaign.pk}"
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE UNLOGGED TABLE {rows_table} (line bigint)")
+    RegistryImportLease.objects.create(
+        campaign=campaign, holder=uuid.uuid4(),
+        renewed_at=timezone.now() - dt.timedelta(seconds=LEASE_SECONDS + 1))
+
+    assert load(campaign, *GOOD).inserted == len(GOOD)
+    assert _lease(campaign) is None
+    assert not _table_exists(rows_table)
+
+
+def test_an_import_whose_lease_was_taken_over_stops_and_leaves_the_new_ones_rows(
+        campaign, monkeypatch):
+    """Between two batches another import takes the lease over (this one went unrenewed
+    too long): the next batch is refused before it writes, and this import neither gives
+    the lease back nor drops the typed rows, which are the new holder's now."""
+    monkeypatch.setattr(importing, "BATCH_PAGES", 1)
+    successor = uuid.uuid4()
+
+    def take_over(stage, done, total):
+        if stage == "load":
+            RegistryImportLease.objects.filter(campaign=campaign).update(holder=successor)
+
+    lines = [f"{cid},active,," for cid in range(1, 2001)]
+    with pytest.raises(ProblemError) as caught:
+        import_registry(campaign=campaign, source=csv_bytes(*lines), actor="test",
+                        progress=take_over)
+    assert caught.value.code == "import_in_progress"
+    assert 0 < RegistryEntry.objects.count() < len(lines)
+    assert _lease(campaign).holder == successor
+    assert _table_exists(f"registry_import_rows_{campaign.pk}")
 
 
 def _write(tmp_path: Path, *lines: str) -> str:
@@ -275,7 +344,9 @@ def test_progress_counts_every_byte_after_the_header_and_each_batch(campaign):
 def test_once_eligibility_is_open_changed_customers_are_fenced(
         make_campaign, django_capture_on_commit_callbacks):
     opened = make_campaign(slug="opened")
-    load(opened, *GOOD)
+    with django_capture_on_commit_callbacks(execute=True):
+        load(opened, *GOOD)
+    cache.clear()
     with django_capture_on_commit_callbacks(execute=True):
         load(opened, "1,dormant,,", *GOOD[1:], "8,active,,")
     fenced = {cid for cid in range(1, 10) if cache.get(answer_key("opened", cid)) == FENCE}

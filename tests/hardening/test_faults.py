@@ -9,9 +9,6 @@ balanced, the audit chain intact, and the service answering again without a rest
 from __future__ import annotations
 
 import ast
-import os
-import signal
-import subprocess
 import threading
 import time
 
@@ -23,12 +20,11 @@ from django.db.models import Count
 from tests.issuance.conftest import FOUR_VOUCHERS
 from tests.processes import (
     FAST_RECOVERY,
-    ROOT,
+    Gunicorn,
     PrivateRedis,
     Worker,
     create_database,
     database_url,
-    free_port,
     manage,
     query,
     wait_for,
@@ -93,36 +89,6 @@ from vouchers.models import Campaign
 issue_chunk(campaign_id=Campaign.objects.get(slug="pg-fault").pk, lo=1, hi={customers} + 1,
             run_id=None, chunk_id=None)
 """
-
-
-class Gunicorn:
-    """The real web server on a free port, two gthread workers."""
-
-    def __init__(self, env: dict[str, str], workdir) -> None:
-        self.port = free_port()
-        self.log = workdir / "gunicorn.log"
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [str(ROOT / ".venv/bin/gunicorn"), "config.wsgi:application", "-b",
-                 f"127.0.0.1:{self.port}", "-k", "gthread", "-w", "2", "--threads", "4"],
-                cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True)
-        wait_for(lambda: self._status("/healthz") == 200, timeout=30,
-                 what="gunicorn to start")
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def _status(self, path: str) -> int | None:
-        try:
-            return requests.get(self.url(path), timeout=2).status_code
-        except requests.RequestException:
-            return None
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=30)
 
 
 def test_postgres_restart_mid_redemption(cluster, tmp_path):
@@ -191,7 +157,7 @@ def test_postgres_restart_mid_redemption(cluster, tmp_path):
         for thread in threads:
             thread.join(timeout=120)
         assert retries, "the restart landed after every order"
-        assert wait_for(lambda: server._status("/readyz") == 200, timeout=30,
+        assert wait_for(lambda: server.status("/readyz") == 200, timeout=30,
                         what="the service to answer again without a restart")
     finally:
         server.stop()

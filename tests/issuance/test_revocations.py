@@ -20,9 +20,9 @@ def _spend(voucher: Voucher) -> None:
     """Spent whole at checkout (what redemption records)."""
     post_transaction(campaign_id=voucher.campaign_id, reason=Reason.CAPTURE,
                      voucher_id=voucher.pk,
-                     postings=move(debit=Account.LIABILITY, credit=Account.REDEEMED,
-                                   amount_krw=voucher.amount_krw, category=voucher.category,
-                                   voucher_id=voucher.pk))
+                     moves=[move(debit=Account.LIABILITY, credit=Account.REDEEMED,
+                                 amount_krw=voucher.amount_krw, category=voucher.category,
+                                 voucher_id=voucher.pk)])
     Voucher.objects.filter(pk=voucher.pk).update(balance_krw=0, status="exhausted")
 
 

@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vouchers.issuance.chunk import issue_chunk
-from vouchers.ledger.posting import Posting, UnbalancedTransaction, move, post_transaction
+from vouchers.ledger.posting import move, post_transaction
 from vouchers.ledger.verification import verify_ledger
 from vouchers.models import Account, LedgerBalance, LedgerPosting, Reason, Voucher
 
@@ -77,11 +77,18 @@ def test_database_refuses_an_unbalanced_insert(issued):
 
 
 @pytest.mark.django_db
-def test_post_transaction_refuses_unbalanced_postings(issued):
+def test_post_transaction_refuses_a_negative_or_empty_move(issued):
+    """A move is balanced by construction; its amount must be positive (a negative one
+    would swap debit and credit behind the caller's back) and there must be one."""
     campaign, _ = issued
-    with pytest.raises(UnbalancedTransaction):
+    with pytest.raises(ValueError, match="negative"):
         post_transaction(campaign_id=campaign.pk, reason=Reason.MANUAL_ADJUSTMENT,
-                         postings=[Posting(Account.EXPENSE, 10, "all")])
+                         moves=[move(debit=Account.EXPENSE, credit=Account.LIABILITY,
+                                     amount_krw=-10, category="all")])
+    with pytest.raises(ValueError, match="at least one"):
+        post_transaction(campaign_id=campaign.pk, reason=Reason.MANUAL_ADJUSTMENT,
+                         moves=[move(debit=Account.EXPENSE, credit=Account.LIABILITY,
+                                     amount_krw=0, category="all")])
 
 
 @pytest.mark.django_db
@@ -154,12 +161,13 @@ def test_running_totals_equal_the_sum_of_postings(make_campaign, batches):
     with transaction.atomic():
         campaign = make_campaign(slug="prop")
         for batch in batches:
-            postings = [p for d, c, amt, cat in batch
-                        for p in move(debit=d, credit=c, amount_krw=amt, category=cat)]
+            moves = [move(debit=d, credit=c, amount_krw=amt, category=cat)
+                     for d, c, amt, cat in batch]
             post_transaction(campaign_id=campaign.pk, reason=Reason.MANUAL_ADJUSTMENT,
-                             postings=postings)
-            for p in postings:
-                expected[p.account.value] = expected.get(p.account.value, 0) + p.amount_krw
+                             moves=moves)
+            for m in moves:
+                expected[m.debit.value] = expected.get(m.debit.value, 0) + m.amount_krw
+                expected[m.credit.value] = expected.get(m.credit.value, 0) - m.amount_krw
         kept = _balances(campaign.pk)
         assert {a: v for a, v in kept.items() if v} == {a: v for a, v in expected.items() if v}
         assert sum(kept.values()) == 0

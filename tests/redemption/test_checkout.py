@@ -13,6 +13,7 @@ from django.utils import timezone
 from tests.redemption.conftest import URL, order, post, redeem, step, voucher
 from voucher_service.models import AuditEvent
 from vouchers.identifiers import public_voucher_id
+from vouchers.issuance.chunk import issue_chunk
 from vouchers.ledger.verification import verify_ledger
 from vouchers.models import LedgerPosting, Voucher
 from vouchers.redemption.models import Redemption, RedemptionEvent
@@ -103,6 +104,24 @@ def test_expired_voucher_is_409(shop, checkout):
     response = redeem(checkout, v, amount_krw=1_000)
     assert response.status_code == 409 and response.json()["code"] == "voucher_expired"
     assert not Redemption.objects.exists()
+
+
+def test_a_voucher_is_refused_before_its_start_date(make_campaign, load_registry, checkout):
+    """A component's start date reaches its vouchers at issue; checkout refuses them until
+    then."""
+    starts = timezone.now() + dt.timedelta(days=30)
+    season = make_campaign(slug="season", components=[
+        {"category": "all", "amount_krw": 20_000, "valid_from": starts}])
+    load_registry(season, {1: "active"})
+    issue_chunk(campaign_id=season.pk, lo=1, hi=2, run_id=None, chunk_id=None)
+    v = Voucher.objects.get(campaign=season, customer_id=1)
+    assert v.valid_from == starts
+    response = redeem(checkout, v, amount_krw=1_000)
+    assert response.status_code == 409 and response.json()["code"] == "voucher_not_yet_valid"
+    assert response.json()["valid_from"] == starts.isoformat()
+    assert not Redemption.objects.exists()
+    Voucher.objects.filter(pk=v.pk).update(valid_from=timezone.now() - dt.timedelta(seconds=1))
+    assert redeem(checkout, v, amount_krw=1_000).status_code == 201
 
 
 def test_another_customers_voucher_is_404(shop, checkout):
@@ -259,7 +278,8 @@ def test_body_fields_come_back_as_sent(shop, checkout):
 def test_each_rule_refuses_with_its_own_code():
     """The statement names a rule by its code, the client gets the rule's problem: the two
     must agree for every rule in the table."""
-    voucher = Voucher(status="revoked", category="eats", min_order_krw=1, balance_krw=0)
+    voucher = Voucher(status="revoked", category="eats", min_order_krw=1, balance_krw=0,
+                      valid_from=timezone.now())
     assert len({rule.code for rule in RULES}) == len(RULES)
     for rule in RULES:
         assert f"THEN '{rule.code}'" in CHECKOUT

@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 from django.core.cache import cache
 from django.core.management import call_command
+from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -59,6 +60,45 @@ def test_expiry_posts_each_leftover_from_its_holding_account(shop, checkout):
     assert expire_vouchers(batch_size=2).vouchers == 0
     assert expire_due_vouchers.apply().get() == 0
     assert _postings("expired") == -before
+
+
+def test_expiry_posts_summaries_not_a_posting_per_voucher(shop, checkout):
+    """Nine vouchers, one spent in part: the batch writes one summary move per (category,
+    holding account) carrying its voucher count, whatever the number of vouchers."""
+    redeem(checkout, voucher(1, "all"), amount_krw=20_000)
+    _expire_all(shop)
+    expire_vouchers()
+    expired = LedgerPosting.objects.filter(transaction__reason="expiry")
+    assert not expired.filter(voucher_id__isnull=False).exists()
+    held = expired.filter(account__in=["liability", "unclaimed"])
+    assert held.aggregate(n=Sum("voucher_count"))["n"] == 9
+    assert held.count() == len(set(held.values_list("category", "account"))) < 9
+    assert verify_ledger(campaign_id=shop.pk).ok
+
+
+def _tampered(sql: str, params: list) -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+    return {c.name for c in verify_ledger().checks if not c.ok}
+
+
+def test_reconciliation_still_proves_each_expired_voucher(shop, checkout):
+    """Without a posting of its own, an expired voucher is still accounted for: a voucher
+    quietly marked expired (or an expired one given a balance) fails the ledger checks."""
+    redeem(checkout, voucher(1, "all"), amount_krw=20_000)
+    Voucher.objects.filter(campaign=shop, category="all").update(
+        expires_at=timezone.now() - dt.timedelta(minutes=1))
+    expire_vouchers()
+    assert verify_ledger().ok
+    untouched = Voucher.objects.filter(campaign=shop, status="active").first()
+    assert _tampered("UPDATE vouchers_voucher SET status = 'expired', balance_krw = 0"
+                     " WHERE id = %s", [untouched.pk]) >= {"expired_matches_summaries"}
+    _tampered("UPDATE vouchers_voucher SET status = 'active', balance_krw = amount_krw"
+              " WHERE id = %s", [untouched.pk])
+    assert verify_ledger().ok
+    expired = Voucher.objects.filter(campaign=shop, status="expired").first()
+    assert _tampered("UPDATE vouchers_voucher SET balance_krw = 1 WHERE id = %s",
+                     [expired.pk]) >= {"voucher_balances_match_postings"}
 
 
 def test_vouchers_not_yet_due_are_left_alone(shop):
@@ -131,7 +171,7 @@ def test_expiry_and_checkout_fence_cached_eligibility(shop, checkout,
         redeem(checkout, voucher(1, "all"), amount_krw=1_000)
     assert cache.get(answer_key("shop", 1)) == FENCE
     assert cache.get(answer_key("shop", 3)) is None
-    _expire_all(shop)
     with django_capture_on_commit_callbacks(execute=True):
+        _expire_all(shop)
         expire_vouchers()
     assert cache.get(answer_key("shop", 3)) == FENCE

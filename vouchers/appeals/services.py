@@ -24,7 +24,6 @@ from voucher_service.audit import record_event
 from voucher_service.integrity import violated_constraint
 from voucher_service.problems import ProblemError
 from vouchers.appeals.models import ONE_OPEN_PER_CUSTOMER, Appeal, AppealStatus
-from vouchers.eligibility.cache import fence_answers
 from vouchers.eligibility.selectors import CampaignFacts
 from vouchers.models import AccountStatus, RegistryEntry
 
@@ -106,8 +105,6 @@ def accept_appeal(*, appeal_id: UUID, account_status: str, note: str = "",
         raise _already_eligible() from exc  # an import added them since the filing
     _audit(appeal, actor=actor, action="accepted", slug=appeal.campaign.slug,
            decision=AppealStatus.ACCEPTED, account_status=account_status)
-    slug, customer_id = appeal.campaign.slug, appeal.customer_id
-    transaction.on_commit(lambda: fence_answers(slug, [customer_id]), robust=True)
     return appeal
 
 

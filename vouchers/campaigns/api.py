@@ -37,6 +37,7 @@ class ComponentInSerializer(serializers.Serializer):
     expires_at = AwareDateTimeField(required=False, allow_null=True, default=None)
     valid_days = StrictIntegerField(required=False, allow_null=True, default=None,
                                     min_value=1, max_value=3650)
+    valid_from = AwareDateTimeField(required=False, allow_null=True, default=None)
     min_order_krw = StrictIntegerField(min_value=0, max_value=10**12, default=0)
     single_use = StrictBooleanField(default=False)
 
@@ -44,6 +45,9 @@ class ComponentInSerializer(serializers.Serializer):
         if (attrs["expires_at"] is None) == (attrs["valid_days"] is None):
             raise serializers.ValidationError(
                 {"expires_at": ["Give exactly one of expires_at and valid_days."]})
+        valid_from, expires_at = attrs["valid_from"], attrs["expires_at"]
+        if valid_from and expires_at and valid_from >= expires_at:
+            raise serializers.ValidationError({"valid_from": ["Must be before expires_at."]})
         return attrs
 
 
@@ -75,8 +79,8 @@ class CreateCampaignSerializer(serializers.Serializer):
 class ComponentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Component
-        fields = ["category", "amount_krw", "expires_at", "valid_days", "min_order_krw",
-                  "single_use"]
+        fields = ["category", "amount_krw", "expires_at", "valid_days", "valid_from",
+                  "min_order_krw", "single_use"]
         read_only_fields = fields
 
 

@@ -29,6 +29,7 @@ class ComponentSpec:
     amount_krw: int
     expires_at: datetime | None = None
     valid_days: int | None = None
+    valid_from: datetime | None = None
     min_order_krw: int = 0
     single_use: bool = False
 
@@ -86,7 +87,8 @@ def create_campaign(
             "name": name,
             "eligibility_opens_at": eligibility_opens_at.isoformat(),
             "components": [
-                {**asdict(spec), "expires_at": spec.expires_at and spec.expires_at.isoformat()}
+                {**asdict(spec), "expires_at": spec.expires_at and spec.expires_at.isoformat(),
+                 "valid_from": spec.valid_from and spec.valid_from.isoformat()}
                 for spec in specs
             ],
         },

@@ -6,10 +6,9 @@ the campaign's opening time and amount ride along under their own key. Both keys
 (``lookup_keys``) are read in the throttles' Redis round trip (the check view passes
 them to ``CheckThrottle.enforce``), so a hit is one Redis command; ``lookup`` reads them
 itself otherwise.
-Every writer that changes an answer calls ``invalidate_eligibility`` after its commit:
-issuance (per chunk), claims and re-joins, revocations, redemptions, expiry, registry
-imports into an open campaign; ``ELIGIBILITY_CACHE_SECONDS`` bounds what a missed call
-could leave stale (``/me/vouchers`` always reads PostgreSQL).
+A change to an answer is fenced once its transaction commits, by one mechanism that no
+writer calls by hand (``vouchers.eligibility.changes``); ``ELIGIBILITY_CACHE_SECONDS``
+bounds what a missed fence could leave stale (``/me/vouchers`` always reads PostgreSQL).
 
 Invalidation writes a short-lived *fence* instead of deleting: a request that read
 PostgreSQL before the writer committed would otherwise put its stale answer back right
@@ -25,12 +24,10 @@ nothing is cached.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
-from django.db import connection
 from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
@@ -84,20 +81,6 @@ end
 return #KEYS
 """
 FENCE_SLICE = 2_000  # keys per script call: Redis stays free for checks between slices
-
-
-def invalidate_eligibility(campaign_id: int, customer_ids: Iterable[int]) -> None:
-    """Call after the commit of any change to these customers' eligibility or vouchers
-    (``fence_answers`` when the campaign's slug is already at hand)."""
-    customer_ids = list(customer_ids)
-    if not customer_ids:
-        return
-    # One plain statement, not a queryset (~1 ms of Python less on a hot path).
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT slug FROM vouchers_campaign WHERE id = %s", [campaign_id])
-        row = cursor.fetchone()
-    if row is not None:
-        fence_answers(row[0], customer_ids)
 
 
 def fence_answers(slug: str, customer_ids: list[int]) -> None:

@@ -89,9 +89,9 @@ def transfer(*, campaign_ids: Iterable[int], phone_hash: bytes, customer_id: int
     for voucher in vouchers:
         post_transaction(
             campaign_id=voucher.campaign_id, reason=Reason.CLAIM_TRANSFER, voucher_id=voucher.pk,
-            postings=move(debit=Account.UNCLAIMED, credit=Account.LIABILITY,
-                          amount_krw=voucher.balance_krw, category=voucher.category,
-                          voucher_id=voucher.pk),
+            moves=[move(debit=Account.UNCLAIMED, credit=Account.LIABILITY,
+                        amount_krw=voucher.balance_krw, category=voucher.category,
+                        voucher_id=voucher.pk)],
         )
         accounts[(voucher.campaign_id, voucher.registry_customer_id)].append(voucher)
     Voucher.objects.filter(pk__in=[v.pk for v in vouchers],

@@ -17,7 +17,6 @@ from django.utils import timezone
 
 from voucher_service.audit import record_event
 from voucher_service.problems import ProblemError
-from vouchers.eligibility.cache import invalidate_eligibility
 from vouchers.eligibility.registered import in_force as in_force_q
 from vouchers.eligibility.registered import lock_campaign_issuance
 from vouchers.models import Campaign, Exclusion
@@ -39,10 +38,6 @@ def _audit(exclusion: Exclusion, *, actor: str, action: str, reason: str) -> Non
                  target_id=str(exclusion.pk),
                  payload={"campaign": exclusion.campaign.slug,
                           "customer_id": exclusion.customer_id, "reason": reason})
-    transaction.on_commit(
-        lambda: invalidate_eligibility(exclusion.campaign_id, [exclusion.customer_id]),
-        robust=True,
-    )
 
 
 @transaction.atomic

@@ -1,10 +1,11 @@
 """Loading a campaign's affected-customer registry from a CSV file, at 33.7M-row scale.
 
 The file is streamed in fixed-size chunks through COPY into a TEMP staging table (memory
-stays flat whatever the file's size), validated and typed in SQL (phones normalised and
-hashed there with pgcrypto, so no phone number crosses into Python), then upserted into
-the registry in batches of short transactions. The SQL and the rules it enforces are in
-``importing_sql``.
+stays flat whatever the file's size), validated and typed in SQL in the same transaction
+(phones normalised and hashed there with pgcrypto, so no phone number crosses into
+Python), then upserted into the registry in batches of short transactions. The SQL and the
+rules it enforces are in ``importing_sql``. No state lives in the database session between
+two transactions, so the import works through a pooler in transaction mode.
 
 * A file with any bad line loads nothing, unless ``skip_invalid``: then its good lines
   load and the bad ones are counted and reported. Problems name the line and the rule
@@ -16,7 +17,9 @@ the registry in batches of short transactions. The SQL and the rules it enforces
   changed are fenced after each batch commits.
 * The batches commit one by one: an import that dies half-way leaves some batches loaded,
   and running it again completes it (the same rows compare equal and are skipped).
-* One import per campaign at a time (a session advisory lock); a second one is refused.
+* One import per campaign at a time (``RegistryImportLease``, renewed by each of the
+  import's transactions); a second one is refused. The lease of an import that died is
+  taken over once it has gone unrenewed for ``LEASE_SECONDS``.
 """
 
 from __future__ import annotations
@@ -24,27 +27,32 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 from psycopg import errors as pg_errors
+from psycopg import sql
 
 from voucher_service.audit import record_event
 from voucher_service.problems import ProblemError
 from vouchers.eligibility import importing_sql as q
-from vouchers.eligibility.cache import invalidate_eligibility
 from vouchers.models import Campaign, RegistryEntry
+from vouchers.models.changes import customers_changed
 
 CHUNK_BYTES = 1 << 20
 # Heap pages of the typed rows table per upsert transaction: about 150,000 rows.
 BATCH_PAGES = 2048
 MAX_HEADER_BYTES = 4096
-_LOCK_CLASS = 0x5249  # "RI": pg_advisory_lock(int, int) key space (this, campaign id)
+# An import's transactions follow each other within moments (the longest gap is one batch's
+# cache fences), so a lease unrenewed this long belongs to an import that died.
+LEASE_SECONDS = 120
+_LOCK_NOT_AVAILABLE = "55P03"
 
 # (stage, amount done since the last call, stage total or None): "read" counts bytes of
 # the file, "load" counts upsert batches.
@@ -96,17 +104,17 @@ def import_registry(
 ) -> ImportResult:
     """Loads ``source`` (a binary CSV stream, header first) into ``campaign``'s registry."""
     report = progress or (lambda stage, done, total: None)
-    with _campaign_lock(campaign), _staging():
+    with _campaign_lease(campaign) as lease:
         header = _read_header(source)
-        digest = _copy(source, header, report)
-        rows, invalid, pages = _validate()
-        problems = _first_problems(problems_shown) if invalid else ()
+        digest, rows, invalid, pages = _stage(lease, source, header, report)
+        problems = _first_problems(lease, problems_shown) if invalid else ()
         if invalid and not skip_invalid:
             raise RegistryFileRejected(
                 f"{invalid} of {rows} lines are invalid; nothing was loaded.",
                 problems=problems, invalid=invalid,
             )
-        inserted, updated = _upsert(campaign, pages, report, exposed="exposed" in header)
+        inserted, updated = _upsert(lease, campaign, pages, report,
+                                    exposed="exposed" in header)
     registry_rows = RegistryEntry.objects.filter(campaign=campaign).count()
     result = ImportResult(rows=rows, invalid=invalid, inserted=inserted, updated=updated,
                           registry_rows=registry_rows, problems=problems)
@@ -120,31 +128,67 @@ def import_registry(
     return result
 
 
-@contextmanager
-def _campaign_lock(campaign: Campaign) -> Iterator[None]:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_LOCK_CLASS, campaign.pk])
-        if not cursor.fetchone()[0]:
-            raise ProblemError(status=409, code="import_in_progress",
-                               detail=f"A registry import for {campaign.slug} is running.")
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_LOCK_CLASS, campaign.pk])
+@dataclass(frozen=True)
+class _Lease:
+    campaign: Campaign
+    holder: uuid.UUID
+
+    @property
+    def params(self) -> dict:
+        return {"campaign_id": self.campaign.pk, "holder": self.holder}
+
+    @property
+    def rows(self) -> sql.Identifier:
+        return q.rows_table(self.campaign.pk)
+
+    @contextmanager
+    def transaction(self) -> Iterator:
+        """One of the import's transactions: renews the lease first (its row stays locked
+        until COMMIT, so nobody takes it over meanwhile) and last (the COMMIT is when it
+        was last seen alive)."""
+        with transaction.atomic(), connection.cursor() as cursor:
+            self._renew(cursor)
+            yield cursor
+            self._renew(cursor)
+
+    def _renew(self, cursor) -> None:
+        cursor.execute(q.RENEW_LEASE, self.params)
+        if cursor.rowcount != 1:
+            raise ProblemError(
+                status=409, code="import_in_progress",
+                detail=f"Another registry import for {self.campaign.slug} took this one's "
+                       "place (this one went unrenewed too long); run it again.")
+
+
+def _in_progress(campaign: Campaign) -> ProblemError:
+    return ProblemError(status=409, code="import_in_progress",
+                        detail=f"A registry import for {campaign.slug} is running.")
 
 
 @contextmanager
-def _staging() -> Iterator[None]:
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(q.create_timestamp_parser(settings.TIME_ZONE))
-        cursor.execute(q.CREATE_RAW)
+def _campaign_lease(campaign: Campaign) -> Iterator[_Lease]:
+    """Holds the campaign's import lease; on the way out, drops the typed rows and gives
+    the lease back, unless another import has taken both over meanwhile."""
+    lease = _Lease(campaign=campaign, holder=uuid.uuid4())
     try:
-        yield
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('lock_timeout', '1s', true)")
+            cursor.execute(q.TAKE_LEASE, {**lease.params, "stale": LEASE_SECONDS})
+            taken = cursor.fetchone() is not None
+            cursor.execute("SET LOCAL lock_timeout TO DEFAULT")
+    except OperationalError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+            raise
+        taken = False
+    if not taken:
+        raise _in_progress(campaign)
+    try:
+        yield lease
     finally:
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(q.DROP_RAW)
-            cursor.execute(q.DROP_ROWS)
+            cursor.execute(q.RELEASE_LEASE, lease.params)
+            if cursor.rowcount == 1:
+                cursor.execute(q.drop_rows(lease.rows))
 
 
 def _read_header(source: BinaryIO) -> list[str]:
@@ -168,17 +212,24 @@ def _read_header(source: BinaryIO) -> list[str]:
 _COPY_LINE = re.compile(r"\bline (\d+)")
 
 
-def _copy(source: BinaryIO, header: list[str], report: Progress) -> str:
-    """Streams the rest of the file into the raw table; returns the file's SHA-256."""
-    digest = hashlib.sha256()
-    total = _remaining_bytes(source)
+def _stage(lease: _Lease, source: BinaryIO, header: list[str], report: Progress
+           ) -> tuple[str, int, int, int]:
+    """One transaction: streams the rest of the file into the raw table, types every line
+    into the rows table and drops the raw one. Returns the file's SHA-256, the number of
+    lines and of invalid ones, and the rows table's heap pages."""
     try:
-        with (transaction.atomic(), connection.cursor() as cursor,
-              cursor.copy(q.copy_raw(header)) as copy):
-            while chunk := source.read(CHUNK_BYTES):
-                digest.update(chunk)
-                copy.write(chunk)
-                report("read", len(chunk), total)
+        with lease.transaction() as cursor:
+            cursor.execute(q.drop_rows(lease.rows))  # left by an import that died
+            cursor.execute(q.create_timestamp_parser(settings.TIME_ZONE))
+            cursor.execute(q.CREATE_RAW)
+            digest = _copy(cursor, source, header, report)
+            cursor.execute(q.WORK_MEM)
+            cursor.execute(q.type_rows(lease.rows), {"key": settings.PHONE_HASH_KEY})
+            cursor.execute(q.DROP_RAW)
+            cursor.execute(q.DROP_TIMESTAMP_PARSER)
+            cursor.execute(q.mark_duplicates(lease.rows))
+            cursor.execute(q.count_rows(lease.rows))
+            rows, invalid, pages = cursor.fetchone()
     except (pg_errors.BadCopyFileFormat, pg_errors.CharacterNotInRepertoire,
             pg_errors.UntranslatableCharacter) as exc:
         # PostgreSQL's message quotes the line; only its number is passed on.
@@ -187,6 +238,18 @@ def _copy(source: BinaryIO, header: list[str], report: Progress) -> str:
         what = ("is not valid UTF-8" if isinstance(exc, pg_errors.CharacterNotInRepertoire)
                 else f"is not a CSV row of the header's {len(header)} columns")
         raise RegistryFileRejected(f"{where} {what}; nothing was loaded.") from None
+    return digest, rows, invalid, pages
+
+
+def _copy(cursor, source: BinaryIO, header: list[str], report: Progress) -> str:
+    """Streams the rest of the file into the raw table; returns the file's SHA-256."""
+    digest = hashlib.sha256()
+    total = _remaining_bytes(source)
+    with cursor.copy(q.copy_raw(header)) as copy:
+        while chunk := source.read(CHUNK_BYTES):
+            digest.update(chunk)
+            copy.write(chunk)
+            report("read", len(chunk), total)
     return digest.hexdigest()
 
 
@@ -201,34 +264,22 @@ def _remaining_bytes(source: BinaryIO) -> int | None:
     return end - position
 
 
-def _validate() -> tuple[int, int, int]:
-    """Types every line, drops the raw table; returns (lines, invalid lines, heap pages)."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(q.WORK_MEM)
-        cursor.execute(q.TYPE_ROWS, {"key": settings.PHONE_HASH_KEY})
-        cursor.execute(q.DROP_RAW)
-        cursor.execute(q.MARK_DUPLICATES)
-        cursor.execute(q.COUNT_ROWS)
-        rows, invalid, pages = cursor.fetchone()
-    return rows, invalid, pages
-
-
-def _first_problems(limit: int) -> tuple[LineProblem, ...]:
+def _first_problems(lease: _Lease, limit: int) -> tuple[LineProblem, ...]:
     with connection.cursor() as cursor:
-        cursor.execute(q.FIRST_PROBLEMS, {"limit": limit})
+        cursor.execute(q.first_problems(lease.rows), {"limit": limit})
         return tuple(LineProblem(line=line, code=code) for line, code in cursor.fetchall())
 
 
-def _upsert(campaign: Campaign, pages: int, report: Progress, *, exposed: bool
-            ) -> tuple[int, int]:
-    statement = q.upsert_batch(RegistryEntry._meta.db_table, exposed=exposed)
+def _upsert(lease: _Lease, campaign: Campaign, pages: int, report: Progress, *,
+            exposed: bool) -> tuple[int, int]:
+    statement = q.upsert_batch(RegistryEntry._meta.db_table, lease.rows, exposed=exposed)
     imported_at = timezone.now()
     batches = range(0, pages, BATCH_PAGES)
     inserted = updated = 0
     for lo in batches:
         # Answers are cached only once eligibility is open: before that, no fences needed.
         opened = timezone.now() >= campaign.eligibility_opens_at
-        with transaction.atomic(), connection.cursor() as cursor:
+        with lease.transaction() as cursor:
             cursor.execute(q.WORK_MEM)
             cursor.execute(statement, {
                 "campaign_id": campaign.pk, "imported_at": imported_at, "changed_ids": opened,
@@ -236,8 +287,7 @@ def _upsert(campaign: Campaign, pages: int, report: Progress, *, exposed: bool
             })
             batch_inserted, batch_updated, changed = cursor.fetchone()
             if changed:
-                transaction.on_commit(
-                    lambda ids=changed: invalidate_eligibility(campaign.pk, ids))
+                customers_changed(campaign_id=campaign.pk, customer_ids=changed)
         inserted += batch_inserted
         updated += batch_updated
         report("load", 1, len(batches))

@@ -1,17 +1,22 @@
 """The SQL of the registry import: staging, validation and the upsert, all set-based.
 
-Two session-private TEMP tables (no WAL, invisible to other sessions, gone with the
-session even if the import dies):
+Two staging tables, neither of them written to the WAL:
 
 ``registry_import_raw``
     the file as COPY delivered it, every field text, plus the line number. ``line`` is an
     identity column starting at 2 (line 1 is the header): COPY inserts rows in file order,
-    so it is the line of the row in any file without line breaks inside quoted fields.
-``registry_import_rows``
+    so it is the line of the row in any file without line breaks inside quoted fields. A
+    TEMP table dropped at the COMMIT of the one transaction that loads and types it, so it
+    holds no session state a pooler in transaction mode would lose: raw phone numbers
+    exist only on the database server, in one session's temporary files, until the typed
+    rows are built.
+``registry_import_rows_<campaign id>``
     one typed row per line, with the phone already reduced to its keyed hash; a line's
-    problem (``PROBLEM``) is derived from its columns. The raw table, the only place a
-    phone number ever is, is dropped as soon as this one is built: raw numbers exist only
-    on the database server, in one session's temporary files, until validation ends.
+    problem (``PROBLEM``) is derived from its columns. An UNLOGGED table, since the upsert
+    batches that read it are transactions of their own (on whatever server connection a
+    pooler gives them); one per campaign, as the import's lease allows one import per
+    campaign. The import drops it when it ends; one left by an import that died is
+    dropped by the next import of the campaign.
 
 Rules (documented for operators in the command's help):
 
@@ -38,7 +43,6 @@ from voucher_service.phones import phone_normal_form_sql
 from vouchers.models.registry import EXPOSED_BITS
 
 RAW_TABLE = sql.Identifier("registry_import_raw")
-ROWS_TABLE = sql.Identifier("registry_import_rows")
 COLUMNS = ("customer_id", "account_status", "account_closed_at", "phone")
 OPTIONAL_COLUMNS = ("exposed",)
 
@@ -59,8 +63,12 @@ CREATE_RAW = sql.SQL("""
 CREATE TEMP TABLE {raw} (
     line bigint GENERATED ALWAYS AS IDENTITY (START WITH 2),
     customer_id text, account_status text, account_closed_at text, phone text, exposed text
-)
+) ON COMMIT DROP
 """).format(raw=RAW_TABLE)
+
+
+def rows_table(campaign_id: int) -> sql.Identifier:
+    return sql.Identifier(f"registry_import_rows_{int(campaign_id)}")
 
 
 def copy_raw(header: list[str]) -> sql.Composed:
@@ -74,6 +82,7 @@ def copy_raw(header: list[str]) -> sql.Composed:
 # expression in TYPE_ROWS first limits it to ISO 8601 shapes (no "today", no "epoch"). The
 # function's own SET reads a value without an offset in the display zone and restores the
 # session's zone on return: a session zone changed under Django would skew its datetimes.
+# Created and dropped in the transaction that types the rows.
 def create_timestamp_parser(zone: str) -> sql.Composed:
     return sql.SQL("""
 CREATE OR REPLACE FUNCTION pg_temp.registry_import_timestamptz(value text)
@@ -101,8 +110,8 @@ _ISO_8601 = (
 # ``exposed`` is the sum of its kinds' bits, or NULL where a part is no kind (an empty
 # part included): a subquery per line, which splits the value once (~1 us a line), where
 # an expression per kind would split it again for each mention (~5 us).
-TYPE_ROWS = sql.SQL("""
-CREATE TEMP TABLE {rows} AS
+_TYPE_ROWS = sql.SQL("""
+CREATE UNLOGGED TABLE {rows} AS
 WITH cleaned AS (
     SELECT line,
            btrim(customer_id) AS customer_id,
@@ -129,12 +138,17 @@ SELECT line,
         LEFT JOIN (VALUES {kinds}) AS k(kind, bit) USING (kind))::smallint AS exposed,
        false AS duplicate
 FROM cleaned
-""").format(
-    rows=ROWS_TABLE, raw=RAW_TABLE, iso_8601=sql.Literal(_ISO_8601),
-    phone_normal_form=sql.SQL(phone_normal_form_sql("phone")),
-    kinds=sql.SQL(", ").join(sql.SQL("({}, {})").format(sql.Literal(kind.value), bit)
-                             for kind, bit in EXPOSED_BITS.items()),
-)
+""")
+
+
+def type_rows(rows: sql.Identifier) -> sql.Composed:
+    return _TYPE_ROWS.format(
+        rows=rows, raw=RAW_TABLE, iso_8601=sql.Literal(_ISO_8601),
+        phone_normal_form=sql.SQL(phone_normal_form_sql("phone")),
+        kinds=sql.SQL(", ").join(sql.SQL("({}, {})").format(sql.Literal(kind.value), bit)
+                                 for kind, bit in EXPOSED_BITS.items()),
+    )
+
 
 # The first problem of a typed line, or NULL for a good one (cheap: stored columns only).
 PROBLEM = sql.SQL("""
@@ -153,7 +167,7 @@ END
 
 # Every line of a customer id that appears more than once is refused: which of them is
 # right is for whoever made the file to say.
-MARK_DUPLICATES = sql.SQL("""
+_MARK_DUPLICATES = sql.SQL("""
 UPDATE {rows} r SET duplicate = true
 FROM (
     SELECT customer_id FROM {rows}
@@ -161,19 +175,33 @@ FROM (
     GROUP BY customer_id HAVING count(*) > 1
 ) d
 WHERE r.customer_id = d.customer_id
-""").format(rows=ROWS_TABLE)
+""")
 
-COUNT_ROWS = sql.SQL("""
+
+def mark_duplicates(rows: sql.Identifier) -> sql.Composed:
+    return _MARK_DUPLICATES.format(rows=rows)
+
+
+_COUNT_ROWS = sql.SQL("""
 SELECT count(*), count(*) FILTER (WHERE ({problem}) IS NOT NULL),
        pg_relation_size({name}::regclass) / current_setting('block_size')::int
 FROM {rows}
-""").format(rows=ROWS_TABLE, problem=PROBLEM, name=sql.Literal(ROWS_TABLE.as_string()))
+""")
 
-FIRST_PROBLEMS = sql.SQL("""
+
+def count_rows(rows: sql.Identifier) -> sql.Composed:
+    return _COUNT_ROWS.format(rows=rows, problem=PROBLEM, name=sql.Literal(rows.as_string()))
+
+
+_FIRST_PROBLEMS = sql.SQL("""
 SELECT line, problem
 FROM (SELECT line, {problem} AS problem FROM {rows}) p
 WHERE problem IS NOT NULL ORDER BY line LIMIT %(limit)s
-""").format(rows=ROWS_TABLE, problem=PROBLEM)
+""")
+
+
+def first_problems(rows: sql.Identifier) -> sql.Composed:
+    return _FIRST_PROBLEMS.format(rows=rows, problem=PROBLEM)
 
 # One batch: the good rows on heap pages [lo, hi) of the rows table (a TID range scan, so
 # batches need no index), in customer-id order (index locality, and concurrent writers lock
@@ -199,12 +227,13 @@ FROM upserted
 _UPSERTED = ("account_status", "account_closed_at", "phone_hash")
 
 
-def upsert_batch(registry_table: str, *, exposed: bool) -> sql.Composed:
+def upsert_batch(registry_table: str, rows: sql.Identifier, *, exposed: bool
+                 ) -> sql.Composed:
     """The batch statement; with ``exposed`` (the file has the column) that column is
     written and compared too, without it a new row gets the column's default."""
     columns = [sql.Identifier(c) for c in (*_UPSERTED, *(("exposed",) if exposed else ()))]
     return UPSERT_BATCH.format(
-        registry=sql.Identifier(registry_table), rows=ROWS_TABLE, problem=PROBLEM,
+        registry=sql.Identifier(registry_table), rows=rows, problem=PROBLEM,
         columns=sql.SQL(", ").join(columns),
         updates=sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=c) for c in columns),
         existing=sql.SQL(", ").join(sql.SQL("r.{}").format(c) for c in columns),
@@ -215,5 +244,31 @@ def upsert_batch(registry_table: str, *, exposed: bool) -> sql.Composed:
 # For the transaction only: the duplicate check's hash and each batch's sort stay in memory.
 WORK_MEM = sql.SQL("SELECT set_config('work_mem', '256MB', true)")
 
-DROP_RAW = sql.SQL("DROP TABLE IF EXISTS {raw}").format(raw=RAW_TABLE)
-DROP_ROWS = sql.SQL("DROP TABLE IF EXISTS {rows}").format(rows=ROWS_TABLE)
+DROP_RAW = sql.SQL("DROP TABLE {raw}").format(raw=RAW_TABLE)
+DROP_TIMESTAMP_PARSER = sql.SQL("DROP FUNCTION pg_temp.registry_import_timestamptz(text)")
+
+
+def drop_rows(rows: sql.Identifier) -> sql.Composed:
+    return sql.SQL("DROP TABLE IF EXISTS {rows}").format(rows=rows)
+
+
+# The campaign's import lease (``RegistryImportLease``). Taken when free or unrenewed for
+# %(stale)s seconds; a row locked by a transaction of the running import is not waited for
+# long (the caller sets a short lock_timeout): that import is alive.
+TAKE_LEASE = """
+INSERT INTO eligibility_registryimportlease AS l (campaign_id, holder, renewed_at)
+VALUES (%(campaign_id)s, %(holder)s, clock_timestamp())
+ON CONFLICT (campaign_id) DO UPDATE
+SET holder = EXCLUDED.holder, renewed_at = EXCLUDED.renewed_at
+WHERE l.renewed_at < clock_timestamp() - %(stale)s * interval '1 second'
+RETURNING holder
+"""
+# No row: another import took the lease over (this one went unrenewed too long).
+RENEW_LEASE = """
+UPDATE eligibility_registryimportlease SET renewed_at = clock_timestamp()
+WHERE campaign_id = %(campaign_id)s AND holder = %(holder)s
+"""
+RELEASE_LEASE = """
+DELETE FROM eligibility_registryimportlease
+WHERE campaign_id = %(campaign_id)s AND holder = %(holder)s
+"""

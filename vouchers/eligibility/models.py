@@ -77,3 +77,22 @@ class Claim(models.Model):
 
     def __str__(self) -> str:
         return f"claim {self.campaign_id}:{self.registry_customer_id}->{self.customer_id}"
+
+
+class RegistryImportLease(models.Model):
+    """The one registry import a campaign may have running, held across its transactions.
+
+    A row rather than a session's advisory lock, so that an import works through a pooler in
+    transaction mode (each of its transactions may run on another server connection). Every
+    transaction of the import renews the lease first (and so holds its row locked until it
+    commits) and again last; another import takes it over only once it has gone unrenewed
+    for ``importing.LEASE_SECONDS``: its holder died between two transactions.
+    """
+
+    campaign = models.OneToOneField("vouchers.Campaign", primary_key=True,
+                                    on_delete=models.CASCADE)
+    holder = models.UUIDField()
+    renewed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"import lease {self.campaign_id}: {self.holder}"

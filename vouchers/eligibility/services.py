@@ -20,7 +20,6 @@ from voucher_service.audit import record_event
 from voucher_service.phones import normalize_phone, phone_hash
 from voucher_service.problems import ProblemError
 from vouchers.eligibility import claims, sms
-from vouchers.eligibility.cache import invalidate_eligibility
 from vouchers.eligibility.models import MAX_CODE_ATTEMPTS, ClaimChallenge, ClaimVia
 from vouchers.eligibility.selectors import CampaignFacts
 from vouchers.models import Campaign, Voucher
@@ -31,14 +30,6 @@ DELIVER_TASK = "eligibility.deliver_claim_code"
 def _already_claimed() -> ProblemError:
     return ProblemError(status=409, code="already_claimed",
                         detail="These vouchers have already been claimed.")
-
-
-def _invalidate_after_commit(vouchers: list[Voucher], customer_id: int) -> None:
-    touched: dict[int, set[int]] = {}
-    for voucher in vouchers:
-        touched.setdefault(voucher.campaign_id, {customer_id}).add(voucher.registry_customer_id)
-    transaction.on_commit(
-        lambda: [invalidate_eligibility(c, ids) for c, ids in touched.items()], robust=True)
 
 
 def _moved_payload(vouchers: list[Voucher]) -> dict:
@@ -118,7 +109,6 @@ def confirm_claim(*, challenge_id: UUID, customer_id: int, code: str,
                          target_id=str(challenge.pk),
                          payload={"campaign": challenge.campaign.slug, "via": ClaimVia.CODE,
                                   **_moved_payload(moved)})
-            _invalidate_after_commit(moved, customer_id)
     if attempts_left is not None:
         raise ProblemError(status=400, code="invalid_code", detail="The code is not right.",
                            attempts_left=attempts_left)
@@ -136,7 +126,6 @@ def report_rejoined(*, customer_id: int, phone: str, actor: str) -> list[Voucher
     record_event(actor=actor, action="claim.rejoined", target_type="customer",
                  target_id=str(customer_id), payload={"via": ClaimVia.REJOINED,
                                                       **_moved_payload(moved)})
-    _invalidate_after_commit(moved, customer_id)
     return moved
 
 

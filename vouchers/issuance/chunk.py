@@ -34,6 +34,8 @@ from django.db import IntegrityError, connection, transaction
 
 from voucher_service.integrity import violated_constraint
 from vouchers.eligibility.registered import REGISTRY_ROW_REGISTERED, lock_campaign_issuance
+from vouchers.ledger.posting import literal, posted
+from vouchers.models import Account, Reason
 
 ONE_PER_CUSTOMER_COMPONENT = "voucher_one_per_customer_component"
 
@@ -55,13 +57,13 @@ WITH issued AS (
     INSERT INTO vouchers_voucher (
         campaign_id, component_id, registry_customer_id, customer_id, category,
         amount_krw, balance_krw, single_use, min_order_krw, status,
-        issued_at, expires_at, issuance_run_id
+        issued_at, expires_at, valid_from, issuance_run_id
     )
     SELECT r.campaign_id, c.id, r.customer_id, r.customer_id, c.category,
            c.amount_krw, c.amount_krw, c.single_use, c.min_order_krw,
            CASE WHEN r.account_status = 'closed' THEN 'unclaimed' ELSE 'active' END,
            now(), coalesce(c.expires_at, now() + make_interval(days => c.valid_days)),
-           %(run_id)s
+           c.valid_from, %(run_id)s
     FROM (
         SELECT r.campaign_id, r.customer_id, r.account_status
         FROM vouchers_registryentry r
@@ -77,29 +79,23 @@ WITH issued AS (
 totals AS (
     SELECT category,
            count(*)::int AS n,
-           sum(amount_krw)::bigint AS total,
+           count(*) FILTER (WHERE status = 'active')::int AS n_active,
            coalesce(sum(amount_krw) FILTER (WHERE status = 'active'), 0)::bigint AS active,
            coalesce(sum(amount_krw) FILTER (WHERE status = 'unclaimed'), 0)::bigint AS unclaimed,
            min(id) FILTER (WHERE status = 'active') AS first_active,
            max(id) FILTER (WHERE status = 'active') AS last_active
     FROM issued GROUP BY category
 ),
-tx AS (
-    INSERT INTO vouchers_ledgertransaction (campaign_id, reason, created_at, run_id, chunk_id)
-    SELECT %(campaign_id)s, 'issuance', now(), %(run_id)s, %(chunk_id)s
-    WHERE EXISTS (SELECT 1 FROM totals)
-    RETURNING id
-),
-posted AS (
-    INSERT INTO vouchers_ledgerposting
-        (transaction_id, campaign_id, category, account, voucher_id, amount_krw, voucher_count)
-    SELECT tx.id, %(campaign_id)s, t.category, p.account, NULL, p.amount, p.n
-    FROM tx, totals t,
-         LATERAL (VALUES ('expense', t.total, t.n),
-                         ('liability', -t.active, 0),
-                         ('unclaimed', -t.unclaimed, 0)) AS p(account, amount, n)
-    WHERE p.amount <> 0
-),
+moves AS (
+    SELECT %(campaign_id)s::bigint AS campaign_id, {issuance} AS reason,
+           NULL::bigint AS tx_voucher_id, NULL::uuid AS redemption_id, %(run_id)s::uuid AS run_id,
+           %(chunk_id)s::bigint AS chunk_id, t.category, {expense} AS debit, m.credit,
+           m.amount_krw, NULL::bigint AS voucher_id, m.voucher_count
+    FROM totals t,
+         LATERAL (VALUES ({liability}, t.active, t.n_active),
+                         ({unclaimed}, t.unclaimed, t.n - t.n_active))
+             AS m(credit, amount_krw, voucher_count)
+), {posted},
 noticed AS (
     INSERT INTO issuance_issuednotice (
         campaign_id, run_id, chunk_id, lo, hi, first_voucher_id, last_voucher_id,
@@ -115,12 +111,14 @@ _ON_CONFLICT = "ON CONFLICT (campaign_id, registry_customer_id, component_id) DO
 _STAGE = f"""
           AND {NOT_YET_ISSUED}
         ORDER BY r.customer_id LIMIT %(limit)s"""
+_LEDGER = {"posted": posted("moves"), "issuance": literal(Reason.ISSUANCE),
+           "expense": literal(Account.EXPENSE), "liability": literal(Account.LIABILITY),
+           "unclaimed": literal(Account.UNCLAIMED)}
 # (plain, idempotent) forms, by whether the chunk has a limit.
 _FORMS = {
-    staged: (_ISSUE_CHUNK.format(registered=REGISTRY_ROW_REGISTERED, stage=stage,
-                                 on_conflict=""),
-             _ISSUE_CHUNK.format(registered=REGISTRY_ROW_REGISTERED, stage=stage,
-                                 on_conflict=_ON_CONFLICT))
+    staged: tuple(_ISSUE_CHUNK.format(registered=REGISTRY_ROW_REGISTERED, stage=stage,
+                                      on_conflict=on_conflict, **_LEDGER)
+                  for on_conflict in ("", _ON_CONFLICT))
     for staged, stage in ((False, ""), (True, _STAGE))
 }
 

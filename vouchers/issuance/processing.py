@@ -25,9 +25,10 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from voucher_service.audit import record_event
-from vouchers.issuance.cache import invalidate_chunk_eligibility
 from vouchers.issuance.chunk import issue_chunk
 from vouchers.issuance.models import ChunkStatus, IssuanceChunk, IssuanceRun, RunStatus
+from vouchers.issuance.statistics import refresh_voucher_statistics
+from vouchers.models.changes import customers_changed
 
 logger = logging.getLogger(__name__)
 SYSTEM_ACTOR = "system:issuance"
@@ -44,7 +45,34 @@ def _system_transition(run: IssuanceRun, to: str, **payload) -> None:
 
 def dispatch(*, run_id: UUID) -> list[int]:
     """Starts a queued run, completes a finished one, and sends pending chunks until
-    ``ISSUANCE_MAX_IN_FLIGHT`` are in flight. Returns the chunk ids sent."""
+    ``ISSUANCE_MAX_IN_FLIGHT`` are in flight. Returns the chunk ids sent.
+
+    A run whose chunks are all done has the planner's statistics of the voucher table
+    refreshed (``statistics``) before it is marked completed, outside the transaction
+    (seconds of ``ANALYZE`` must not hold the run's row lock): whoever waits for the run
+    to complete, the opening day's checks included, finds the statistics right."""
+    ids = _dispatch(run_id)
+    if ids is None:
+        refresh_voucher_statistics()
+        _complete(run_id)
+        return []
+    return ids
+
+
+def _complete(run_id: UUID) -> None:
+    with transaction.atomic():
+        run = IssuanceRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.status != RunStatus.RUNNING:
+            return
+        if run.chunks.exclude(status=ChunkStatus.DONE).exists():
+            return
+        run.finished_at = timezone.now()
+        _system_transition(run, RunStatus.COMPLETED)
+        run.save(update_fields=["status", "finished_at"])
+
+
+def _dispatch(run_id: UUID) -> list[int] | None:
+    """The chunk ids sent; None when every chunk is done."""
     with transaction.atomic():
         run = IssuanceRun.objects.select_for_update().filter(pk=run_id).first()
         if run is None or run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
@@ -61,10 +89,7 @@ def dispatch(*, run_id: UUID) -> list[int]:
                             | Q(status=ChunkStatus.PENDING, dispatched_at__isnull=False)),
         )
         if counts["open"] == 0:
-            run.finished_at = now
-            _system_transition(run, RunStatus.COMPLETED)
-            run.save(update_fields=["status", "finished_at"])
-            return []
+            return None
         free = settings.ISSUANCE_MAX_IN_FLIGHT - counts["in_flight"]
         if free <= 0:
             return []
@@ -125,8 +150,7 @@ def process_chunk(*, chunk_id: int, claim: str) -> UUID | None:
         chunk.last_error = ""
         chunk.save(update_fields=["status", "finished_at", "vouchers_issued", "customers_done",
                                   "last_error"])
-        campaign_id, lo, hi = chunk.run.campaign_id, chunk.lo, chunk.hi
-        transaction.on_commit(lambda: invalidate_chunk_eligibility(campaign_id, lo, hi))
+        customers_changed(campaign_id=chunk.run.campaign_id, customer_range=(chunk.lo, chunk.hi))
     return chunk.run_id
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 from django.db import transaction
 
 from voucher_service.audit import record_event
-from vouchers.eligibility.cache import invalidate_eligibility
 from vouchers.eligibility.exclusions import exclude_customer
 from vouchers.eligibility.registered import lock_campaign_issuance
 from vouchers.issuance.models import Revocation
@@ -25,9 +24,9 @@ _HOLDING = {VoucherStatus.ACTIVE: Account.LIABILITY, VoucherStatus.UNCLAIMED: Ac
 def _revoke_voucher(voucher: Voucher) -> None:
     post_transaction(
         campaign_id=voucher.campaign_id, reason=Reason.REVOCATION, voucher_id=voucher.pk,
-        postings=move(debit=_HOLDING[voucher.status], credit=Account.REVOKED,
-                      amount_krw=voucher.balance_krw, category=voucher.category,
-                      voucher_id=voucher.pk),
+        moves=[move(debit=_HOLDING[voucher.status], credit=Account.REVOKED,
+                    amount_krw=voucher.balance_krw, category=voucher.category,
+                    voucher_id=voucher.pk)],
     )
     Voucher.objects.filter(pk=voucher.pk, balance_krw=voucher.balance_krw).update(
         balance_krw=0, status=VoucherStatus.REVOKED
@@ -67,6 +66,4 @@ def revoke_customer(
                  payload={"campaign": campaign.slug, "customer_id": customer_id,
                           "vouchers_revoked": revocation.vouchers_revoked,
                           "revoked_krw": revocation.revoked_krw})
-    holders = {customer_id, *(v.customer_id for v in unspent)}
-    transaction.on_commit(lambda: invalidate_eligibility(campaign.pk, holders), robust=True)
     return revocation, True

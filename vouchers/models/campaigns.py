@@ -29,6 +29,8 @@ class Component(models.Model):
     amount_krw = models.BigIntegerField()
     expires_at = models.DateTimeField(null=True, blank=True)
     valid_days = models.PositiveIntegerField(null=True, blank=True)
+    # Usable from then on (NULL: from issue), e.g. travel vouchers for the next season.
+    valid_from = models.DateTimeField(null=True, blank=True)
     min_order_krw = models.BigIntegerField(default=0)
     single_use = models.BooleanField(default=False)
 

@@ -1,7 +1,9 @@
 """Vouchers: one per (campaign, registry customer, component); balance cached from the ledger."""
 
-from django.db import models
+from django.db import connections, models
 from django.db.models import F, Q
+
+from vouchers.models.changes import customers_changed
 
 
 class VoucherStatus(models.TextChoices):
@@ -10,6 +12,26 @@ class VoucherStatus(models.TextChoices):
     EXHAUSTED = "exhausted"
     EXPIRED = "expired"
     REVOKED = "revoked"
+
+
+class VoucherQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        """Also records the holders whose answers change: the vouchers' holders before, their
+        registry customers, and the new holder (``customer_id=``) if any. Inside a
+        transaction they are read under a row lock, so no voucher changes hands between
+        the read and the update."""
+        rows = self.select_for_update() if connections[self.db].in_atomic_block else self
+        holders = list(rows.order_by("pk")
+                       .values_list("campaign_id", "customer_id", "registry_customer_id"))
+        updated = super().update(**kwargs)
+        by_campaign: dict[int, set[int]] = {}
+        for campaign_id, *customers in holders:
+            by_campaign.setdefault(campaign_id, set()).update(customers)
+            if "customer_id" in kwargs:
+                by_campaign[campaign_id].add(kwargs["customer_id"])
+        for campaign_id, customer_ids in by_campaign.items():
+            customers_changed(campaign_id=campaign_id, customer_ids=customer_ids)
+        return updated
 
 
 class Voucher(models.Model):
@@ -29,7 +51,11 @@ class Voucher(models.Model):
     status = models.CharField(max_length=10, choices=VoucherStatus.choices)
     issued_at = models.DateTimeField()
     expires_at = models.DateTimeField()
+    # Copied from its component at issue; NULL: usable from issue.
+    valid_from = models.DateTimeField(null=True, blank=True)
     issuance_run_id = models.UUIDField(null=True, blank=True)
+
+    objects = VoucherQuerySet.as_manager()
 
     class Meta:
         constraints = [

@@ -2,9 +2,11 @@
 
 Each is one short transaction. The voucher row is locked first (``SELECT ... FOR
 UPDATE``), then the redemption row, always in that order; the rules are checked on the
-locked rows; the redemption row and its event are written, the ledger transactions posted
-in the same transaction, the voucher's cached balance set by a conditional UPDATE, and the
-audit event appended (unsealed: the sealer links it into its chain after the commit). The
+locked rows; then one statement of ``statements`` writes the movement (the voucher's
+balance, the redemption and its event, the ledger's moves: each spelt once there, for
+checkout and the later movements alike), and the audit event is appended (unsealed: the
+sealer links it into its chain after the commit). The holder's cached eligibility answer
+is recorded as changed (``vouchers.models.changes``) and fenced after the commit. The
 transactions take no savepoint of their own (two round trips fewer per checkout): called
 inside a caller's transaction, a refusal dooms it, so a caller that carries on after a
 refusal calls inside its own savepoint.
@@ -12,7 +14,9 @@ refusal calls inside its own savepoint.
 Checkout itself (``create_redemption``, the hot path) does all of that in one statement,
 ``statements.CHECKOUT``, sent with the audit event's append in one round trip and no ORM,
 where the ORM took eight round trips and several times the CPU (profiled in
-bench/RESULTS.md "Redemption").
+bench/RESULTS.md "Redemption"). As served, it goes at once (``create_redemption_at_once``):
+with its idempotency key's claim and stored answer, in one round trip, a transaction and a
+routine of its own.
 
 What checkout refuses, and in which order, is the rule table ``rules.RULES``.
 
@@ -53,13 +57,13 @@ from voucher_service.audit import EventAppend, append_statement, record_event
 from voucher_service.idempotency import Claim, Filled, store_statement
 from voucher_service.problems import ProblemError
 from voucher_service.routines import Routine
-from vouchers.eligibility.cache import fence_answers, invalidate_eligibility
-from vouchers.ledger.posting import Posting, move, post_transaction
+from vouchers.ledger.posting import Move, move, moves_part
 from vouchers.models import Account, Reason, Voucher, VoucherStatus
+from vouchers.models.changes import customers_changed
 from vouchers.redemption import rules, selectors
-from vouchers.redemption.models import EventKind, Redemption, RedemptionEvent
+from vouchers.redemption.models import EventKind, Redemption
 from vouchers.redemption.models import RedemptionStatus as S
-from vouchers.redemption.statements import CHECKOUT, SPENT
+from vouchers.redemption.statements import CHECKOUT, SPENT, movement
 
 TIMEOUT_ACTOR = "system:authorization-timeout"
 
@@ -94,24 +98,6 @@ def _loaded(model: type[Model], row: dict) -> Model:
     return model.from_db(DEFAULT_DB_ALIAS, names, [row[name] for name in names])
 
 
-def _fence_eligibility(voucher: Voucher) -> None:
-    """The holder's cached eligibility answer shows this voucher's balance: fenced once
-    the change commits."""
-    transaction.on_commit(
-        lambda: invalidate_eligibility(voucher.campaign_id, [voucher.customer_id]), robust=True)
-
-
-def _set_balance(voucher: Voucher, balance_krw: int) -> None:
-    """Conditional on the balance read under the row lock; exhausted at 0, else active."""
-    status = VoucherStatus.EXHAUSTED if balance_krw == 0 else VoucherStatus.ACTIVE
-    updated = Voucher.objects.filter(pk=voucher.pk, balance_krw=voucher.balance_krw).update(
-        balance_krw=balance_krw, status=status)
-    if updated != 1:
-        raise RuntimeError(f"voucher {voucher.pk} changed under its row lock")
-    voucher.balance_krw, voucher.status = balance_krw, status
-    _fence_eligibility(voucher)
-
-
 def _takes_back(voucher: Voucher, now: datetime) -> bool:
     return (voucher.status in (VoucherStatus.ACTIVE, VoucherStatus.EXHAUSTED)
             and voucher.expires_at > now)
@@ -121,15 +107,8 @@ def _lapse_account(voucher: Voucher) -> Account:
     return Account.REVOKED if voucher.status == VoucherStatus.REVOKED else Account.EXPIRED
 
 
-def _post(redemption: Redemption, reason: Reason, *moves: tuple[Posting, Posting]) -> None:
-    voucher = redemption.voucher
-    post_transaction(campaign_id=voucher.campaign_id, reason=reason, voucher_id=voucher.pk,
-                     redemption_id=redemption.pk,
-                     postings=[posting for pair in moves for posting in pair])
-
-
 def _move(redemption: Redemption, *, debit: Account, credit: Account,
-          amount_krw: int) -> tuple[Posting, Posting]:
+          amount_krw: int) -> Move:
     voucher = redemption.voucher
     return move(debit=debit, credit=credit, amount_krw=amount_krw, category=voucher.category,
                 voucher_id=voucher.pk)
@@ -144,24 +123,29 @@ def _audit(redemption_id: UUID, kind: EventKind, *, voucher_id: int, order_id: s
                         "restored_krw": restored_krw, "status": status}}
 
 
-def _record(redemption: Redemption, kind: EventKind, *, amount_krw: int, restored_krw: int,
-            actor: str, now: datetime) -> None:
-    RedemptionEvent.objects.create(redemption=redemption, kind=kind, amount_krw=amount_krw,
-                                   restored_krw=restored_krw, created_at=now, actor=actor)
-    record_event(**_audit(redemption.pk, kind, voucher_id=redemption.voucher_id,
-                          order_id=redemption.order_id, status=redemption.status,
-                          amount_krw=amount_krw, restored_krw=restored_krw, actor=actor))
-
-
-def _advance(redemption: Redemption, status: str, *, now: datetime,
-             refunded_krw: int = 0) -> None:
-    """Moves the cached state forward, conditional on the state read under the lock."""
-    updated = Redemption.objects.filter(pk=redemption.pk, status=redemption.status).update(
-        status=status, refunded_krw=refunded_krw, updated_at=now)
-    if updated != 1:
-        raise RuntimeError(f"redemption {redemption.pk} changed under its row lock")
+def _apply(redemption: Redemption, kind: EventKind, *, status: str, amount_krw: int,
+           transactions: list[tuple[Reason, list[Move]]], restored_krw: int = 0,
+           refunded_krw: int = 0, actor: str, now: datetime) -> None:
+    """One statement (``statements.movement``): the moves posted, ``restored_krw`` back on
+    the voucher, the redemption moved to ``status`` and its event written; then the audit
+    event, and the holder's answer recorded as changed when the voucher's balance did."""
+    voucher = redemption.voucher
+    moves, params = moves_part(transactions, campaign_id=voucher.campaign_id,
+                               voucher_id=voucher.pk, redemption_id=redemption.pk)
+    balance_after = voucher.balance_krw + restored_krw
+    with connection.cursor() as cursor:
+        cursor.execute(movement(moves), {
+            **params, "id": redemption.pk, "status": status, "refunded_krw": refunded_krw,
+            "now": now, "kind": kind, "amount_krw": amount_krw, "restored_krw": restored_krw,
+            "actor": actor, "voucher_id": voucher.pk, "balance_after": balance_after})
     redemption.status, redemption.refunded_krw, redemption.updated_at = (
         status, refunded_krw, now)
+    record_event(**_audit(redemption.pk, kind, voucher_id=redemption.voucher_id,
+                          order_id=redemption.order_id, status=status, amount_krw=amount_krw,
+                          restored_krw=restored_krw, actor=actor))
+    if restored_krw:
+        voucher.balance_krw, voucher.status = balance_after, VoucherStatus.ACTIVE
+        customers_changed(campaign_id=voucher.campaign_id, customer_ids=[voucher.customer_id])
 
 
 class Checkout:
@@ -189,7 +173,7 @@ class Checkout:
                                      order_id=order_id, status=self.facts["status"],
                                      amount_krw=amount_krw, restored_krw=0, actor=actor))
         self.params = {
-            **self.facts, "now": now, "actor": actor, "kind": kind,
+            **self.facts, "now": now, "actor": actor, "kind": kind, "restored_krw": 0,
             "reason": Reason.CAPTURE if capture else Reason.AUTHORIZATION,
             "account": Account.REDEEMED if capture else Account.AUTHORIZED, **event.params,
         }
@@ -243,8 +227,8 @@ def create_redemption(
 
     A single-use voucher is spent whole: what the order does not use is forfeited. One
     round trip: ``CHECKOUT`` followed by the audit event's append, which runs only when
-    the checkout spent (``SPENT``). The eligibility fence after the commit uses the slug the
-    statement returned.
+    the checkout spent (``SPENT``). The answer recorded as changed is the campaign's by the
+    slug the statement returned (no query for it).
     """
     checkout = Checkout(voucher_id=voucher_id, customer_id=customer_id, order_id=order_id,
                         amount_krw=amount_krw, order_total_krw=order_total_krw,
@@ -254,7 +238,7 @@ def create_redemption(
         row = cursor.fetchone()
         names = [column.name for column in cursor.description]
     redemption, slug = checkout.made(None if row is None else dict(zip(names, row, strict=True)))
-    transaction.on_commit(lambda: fence_answers(slug, [customer_id]), robust=True)
+    customers_changed(slug=slug, customer_ids=[customer_id])
     return redemption
 
 
@@ -269,7 +253,7 @@ def create_redemption_at_once(checkout: Checkout, *, claim: Claim,
     if row is None:
         return None
     redemption, slug = checkout.made(row)
-    fence_answers(slug, [redemption.customer_id])
+    customers_changed(slug=slug, customer_ids=[redemption.customer_id])  # fenced at once
     return redemption
 
 
@@ -288,12 +272,11 @@ def capture_redemption(*, redemption_id: UUID, actor: str) -> Redemption:
     if redemption.authorized_until <= now:
         raise _conflict("authorization_expired",
                         "The hold has timed out; it is voided and cannot be captured.")
-    _post(redemption, Reason.CAPTURE, _move(redemption, debit=Account.AUTHORIZED,
-                                            credit=Account.REDEEMED,
-                                            amount_krw=redemption.amount_krw))
-    _advance(redemption, S.CAPTURED, now=now)
-    _record(redemption, EventKind.CAPTURE, amount_krw=redemption.amount_krw, restored_krw=0,
-            actor=actor, now=now)
+    amount = redemption.amount_krw
+    _apply(redemption, EventKind.CAPTURE, status=S.CAPTURED, amount_krw=amount,
+           transactions=[(Reason.CAPTURE, [_move(redemption, debit=Account.AUTHORIZED,
+                                                 credit=Account.REDEEMED, amount_krw=amount)])],
+           actor=actor, now=now)
     return redemption
 
 
@@ -306,21 +289,19 @@ def void_redemption(*, redemption_id: UUID, actor: str) -> Redemption:
     voucher = redemption.voucher
     amount, forfeited = redemption.amount_krw, redemption.forfeited_krw
     if _takes_back(voucher, now):
-        _post(redemption, Reason.VOID, _move(redemption, debit=Account.AUTHORIZED,
-                                             credit=Account.LIABILITY, amount_krw=amount))
-        if forfeited:
-            _post(redemption, Reason.FORFEIT, _move(redemption, debit=Account.FORFEITED,
-                                                    credit=Account.LIABILITY,
-                                                    amount_krw=forfeited))
+        transactions = [
+            (Reason.VOID, [_move(redemption, debit=Account.AUTHORIZED, credit=Account.LIABILITY,
+                                 amount_krw=amount)]),
+            (Reason.FORFEIT, [_move(redemption, debit=Account.FORFEITED,
+                                    credit=Account.LIABILITY, amount_krw=forfeited)]),
+        ]
         restored = amount + forfeited
-        _set_balance(voucher, voucher.balance_krw + restored)
     else:
-        _post(redemption, Reason.VOID, _move(redemption, debit=Account.AUTHORIZED,
-                                             credit=_lapse_account(voucher), amount_krw=amount))
+        transactions = [(Reason.VOID, [_move(redemption, debit=Account.AUTHORIZED,
+                                             credit=_lapse_account(voucher), amount_krw=amount)])]
         restored = 0
-    _advance(redemption, S.VOIDED, now=now)
-    _record(redemption, EventKind.VOID, amount_krw=amount, restored_krw=restored, actor=actor,
-            now=now)
+    _apply(redemption, EventKind.VOID, status=S.VOIDED, amount_krw=amount,
+           transactions=transactions, restored_krw=restored, actor=actor, now=now)
     return redemption
 
 
@@ -354,28 +335,26 @@ def refund_redemption(*, redemption_id: UUID, amount_krw: int | None, actor: str
     restored = 0
     if not _takes_back(voucher, now):
         lapse = Account.FORFEITED if voucher.single_use else _lapse_account(voucher)
-        _post(redemption, Reason.REFUND, _move(redemption, debit=Account.REFUNDED,
-                                               credit=lapse, amount_krw=amount))
+        transactions = [(Reason.REFUND, [_move(redemption, debit=Account.REFUNDED,
+                                               credit=lapse, amount_krw=amount)])]
     elif voucher.single_use and not whole:
-        _post(redemption, Reason.REFUND, _move(redemption, debit=Account.REFUNDED,
-                                               credit=Account.FORFEITED, amount_krw=amount))
+        transactions = [(Reason.REFUND, [_move(redemption, debit=Account.REFUNDED,
+                                               credit=Account.FORFEITED, amount_krw=amount)])]
     else:
-        _post(redemption, Reason.REFUND, _move(redemption, debit=Account.REFUNDED,
-                                               credit=Account.LIABILITY, amount_krw=amount))
+        transactions = [(Reason.REFUND, [_move(redemption, debit=Account.REFUNDED,
+                                               credit=Account.LIABILITY, amount_krw=amount)])]
         restored = amount
         if voucher.single_use:
             # The leftover forfeited at checkout and earlier partial refunds come back too.
             returned = redemption.forfeited_krw + redemption.refunded_krw
-            if returned:
-                _post(redemption, Reason.FORFEIT, _move(redemption, debit=Account.FORFEITED,
+            transactions.append((Reason.FORFEIT, [_move(redemption, debit=Account.FORFEITED,
                                                         credit=Account.LIABILITY,
-                                                        amount_krw=returned))
+                                                        amount_krw=returned)]))
             restored += returned
-        _set_balance(voucher, voucher.balance_krw + restored)
-    _advance(redemption, S.REFUNDED if whole else S.PARTIALLY_REFUNDED, now=now,
-             refunded_krw=refunded)
-    _record(redemption, EventKind.REFUND, amount_krw=amount, restored_krw=restored,
-            actor=actor, now=now)
+    _apply(redemption, EventKind.REFUND,
+           status=S.REFUNDED if whole else S.PARTIALLY_REFUNDED, amount_krw=amount,
+           transactions=transactions, restored_krw=restored, refunded_krw=refunded,
+           actor=actor, now=now)
     return Refund(redemption=redemption, amount_krw=amount, voucher_restored=restored > 0)
 
 
