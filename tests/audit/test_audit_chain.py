@@ -301,12 +301,29 @@ def test_events_linked_before_the_sealer_stay_verified_and_the_sealer_continues_
         hash_ = event_hash(prev_hash=head, occurred_at=event.occurred_at, actor=event.actor,
                            action=event.action, target_type=event.target_type,
                            target_id=event.target_id, payload=event.payload)
-        _tamper("ALTER TABLE voucher_service_auditevent "
-                "DROP CONSTRAINT IF EXISTS auditevent_sealed_by_the_sealer; "
-                "UPDATE voucher_service_auditevent SET prev_hash = %s, hash = %s WHERE id = %s",
+        _tamper("UPDATE voucher_service_auditevent SET prev_hash = %s, hash = %s WHERE id = %s",
                 [head, hash_, event.pk])
         head = hash_
     next_event = _sealed(_append(1))[0]
     assert next_event.prev_hash == head and next_event.seal == 1
     report = verify_audit_chain()
     assert report.ok and report.events_checked == 4
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("one_chain")
+def test_an_event_inserted_with_a_link_enters_unsealed_and_the_sealer_links_it():
+    """As the code from before the sealer inserts during a release: linked to its chain's
+    last event by id, which may be unsealed. It must not fork the chain."""
+    first = _sealed(_append(1))[0]
+    _append(1)  # unsealed, the last by id
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO voucher_service_auditevent (occurred_at, actor, action, "
+                       "target_type, target_id, payload, chain, prev_hash, hash) VALUES "
+                       "(now(), 'old', 'old.code', 't', 'x', '{}', 0, %s, %s) RETURNING id",
+                       [GENESIS_HASH, "a" * 64])
+        old = AuditEvent.objects.get(pk=cursor.fetchone()[0])
+    assert (old.prev_hash, old.hash, old.seal) == (None, None, None)
+    assert seal_events() == 2
+    assert AuditEvent.objects.get(pk=old.pk).seal == 3 and first.seal == 1
+    assert verify_audit_chain().ok
