@@ -32,6 +32,7 @@ lint: $(STAMP)
 # import, the export and the audit trail run again through PgBouncer in transaction pooling
 # mode, each test transaction by transaction as the service runs (docs/DEPLOYMENT.md).
 TOPOLOGY_TESTS := tests/redemption/test_concurrency.py tests/redemption/test_idempotency.py \
+	tests/redemption/test_checkout_at_once.py tests/foundation/test_routines.py \
 	tests/issuance/test_concurrency.py tests/issuance/test_issuing.py \
 	tests/eligibility/test_claims_concurrency.py tests/eligibility/test_import.py \
 	tests/finance/test_export_formulas.py \
