@@ -35,6 +35,11 @@ from django.db.transaction import TransactionManagementError
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 _PROBE = "routine_probe"
+_UNDEFINED_FUNCTION = "42883"
+
+
+class RoutineMissing(DatabaseError):
+    """The database lacks the routine's function: ``migrate`` has not run with this code."""
 
 
 def _names(statement: str) -> list[str]:
@@ -73,14 +78,17 @@ class Routine:
     def run_alone(self, params: dict[str, Any]) -> dict[str, Any] | None:
         """Runs the routine in a transaction of its own, in one round trip (``BEGIN``, the
         call, ``COMMIT``), outside Django's transaction management; returns its first row,
-        or None. Only where no transaction is open; on an error it rolls back."""
+        or None. Only where no transaction is open; on an error it rolls back (and raises
+        ``RoutineMissing`` when the function is not installed)."""
         if connection.in_atomic_block or not connection.get_autocommit():
             raise TransactionManagementError("run_alone opens a transaction of its own")
         with connection.cursor() as cursor:
             try:
                 cursor.execute(f"BEGIN; {self.call}; COMMIT", self.arguments(params))
-            except DatabaseError:
+            except DatabaseError as exc:
                 _roll_back(cursor)
+                if getattr(exc.__cause__, "sqlstate", None) == _UNDEFINED_FUNCTION:
+                    raise RoutineMissing(self.function) from exc
                 raise
             cursor.nextset()
             row = cursor.fetchone()

@@ -7,7 +7,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 
-from voucher_service.routines import Routine, install, missing
+from voucher_service.routines import Routine, RoutineMissing, install, missing
 from vouchers.redemption.services import CHECKOUT_ROUTINE
 
 
@@ -93,4 +93,11 @@ def test_run_alone_rolls_back_what_failed_and_leaves_the_connection_usable():
     with pytest.raises(DatabaseError, match="division by zero"):
         failing.run_alone({"n": 7})
     assert _notes() == []
+    assert connection.get_autocommit() and not connection.in_atomic_block
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_alone_names_a_routine_not_installed():
+    with pytest.raises(RoutineMissing, match="test_never_installed_"):
+        Routine("test_never_installed", "SELECT 1 AS one").run_alone({})
     assert connection.get_autocommit() and not connection.in_atomic_block

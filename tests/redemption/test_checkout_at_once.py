@@ -76,3 +76,17 @@ def test_refusals_are_stored_and_replayed(shop, checkout, body, status, code):
     assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
     assert json.loads(_stored("k-3").response_body) == first.json()
     assert not Redemption.objects.exists()
+
+
+def test_without_its_routine_installed_checkout_takes_the_general_path(shop, checkout, caplog):
+    """Code deployed without its migrate: checkouts go on, slower, and say why."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER FUNCTION {CHECKOUT_ROUTINE.function} RENAME TO routine_away")
+    try:
+        response = post(checkout, URL, order(voucher(1, "all"), amount_krw=1_000), key="k-4")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER FUNCTION routine_away RENAME TO {CHECKOUT_ROUTINE.function}")
+    assert response.status_code == 201
+    assert json.loads(_stored("k-4").response_body) == response.json()
+    assert "not installed" in caplog.text
