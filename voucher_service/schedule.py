@@ -5,7 +5,7 @@ built before Django's settings are loaded. Seal messages that queued up while th
 were away each cost a query at most: the first seals everything, the rest find nothing.
 (They carry no ``expires``: with it, a worker losing its broker connection mid-task died of
 kombu's restore of unacknowledged messages in 2 runs of 10 of
-``tests/hardening/test_faults.py::test_redis_lost_mid_run_then_back``; 0 of 10 without.)
+``tests/hardening/test_faults.py::test_redis_lost_mid_run_then_back``; 0 of 15 without.)
 """
 
 import os
