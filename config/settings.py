@@ -301,8 +301,11 @@ ISSUANCE_EXPIRY_REMINDER_DAYS = env.int("ISSUANCE_EXPIRY_REMINDER_DAYS", default
 # A request whose Idempotency-Key is still in flight in another request waits this long for
 # that one to finish (then replays its answer), else answers 409 idempotency_key_in_use.
 IDEMPOTENCY_KEY_WAIT_MS = env.int("IDEMPOTENCY_KEY_WAIT_MS", default=5000)
-# Daily expiry: vouchers expired per statement (one short transaction each).
-EXPIRY_BATCH_SIZE = env.int("EXPIRY_BATCH_SIZE", default=10_000)
+# Daily expiry: a sweep records its cutoff under the sweep lock taken exclusively, which
+# waits for the writers in flight; it gives up after this long (checkouts queue behind it)
+# and tries again, this many times, before leaving the sweep to the task's retry.
+EXPIRY_LOCK_TIMEOUT_MS = env.int("EXPIRY_LOCK_TIMEOUT_MS", default=200)
+EXPIRY_LOCK_ATTEMPTS = env.int("EXPIRY_LOCK_ATTEMPTS", default=10)
 # Redemption statuses appear in several schema components: one enum name for all of them.
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({
     "RedemptionStatusEnum": "vouchers.redemption.models.RedemptionStatus",

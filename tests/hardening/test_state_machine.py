@@ -142,6 +142,7 @@ class ModelVoucher:
     status: str
     balance: int
     past_due: bool = False
+    swept: bool = False  # what was left on it is booked to expired
 
     def refusal(self, *, customer_id: int, amount: int, order_total: int,
                 merchant: str) -> str | None:
@@ -315,6 +316,8 @@ class MoneyPath(RuleBasedStateMachine):
         self.revoked.add(customer_id)
         count = won = 0
         for v in self.vouchers.values():
+            if v.status in HOLDING and v.past_due:
+                continue  # expired: left as it is, its leftover lapses to expired
             if (v.registry_customer_id == customer_id and v.status in HOLDING
                     and v.balance > 0):
                 self.book(v.category, revoked_krw=v.balance, outstanding_krw=-v.balance)
@@ -404,7 +407,7 @@ class MoneyPath(RuleBasedStateMachine):
                     and self.claimants else 100_000 + len(self.claimants) + 1)
         waiting = {pk: self.closed_phone[v.registry_customer_id]
                    for pk, v in self.vouchers.items()
-                   if v.status == "unclaimed"}
+                   if v.status == "unclaimed" and not v.past_due}
         waiting_phones = sorted(set(waiting.values()) - {None})
         if suited and waiting_phones:
             phone = waiting_phones[phone % len(waiting_phones)]
@@ -512,15 +515,17 @@ class MoneyPath(RuleBasedStateMachine):
                                   lambda r: r.status == "authorized" or r.refundable > 0)
         pk = spent[1].voucher_id if spent else choose(self.vouchers, pick)[0]
         v = self.vouchers[pk]
-        Voucher.objects.filter(pk=pk).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
-        v.past_due = True
-        due = [d for d in self.vouchers.values() if d.past_due and d.status in HOLDING]
+        if not v.past_due:
+            Voucher.objects.filter(pk=pk).update(expires_at=timezone.now())
+            v.past_due = True
+        due = [d for d in self.vouchers.values()
+               if d.past_due and d.status in HOLDING and not d.swept]
         result = expire_vouchers()
         reached[f"expire: {'some' if due else 'none'} due"] += 1
         assert (result.vouchers, result.expired_krw) == (len(due), sum(d.balance for d in due))
-        for d in due:
+        for d in due:  # the row keeps its status and balance; the books move it
             self.book(d.category, expired_krw=d.balance, outstanding_krw=-d.balance)
-            d.balance, d.status = 0, "expired"
+            d.swept = True
 
     @precondition(lambda self: self.lines)
     @rule(pick=PICK, racing=st.booleans(),

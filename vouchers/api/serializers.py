@@ -38,10 +38,10 @@ _VOUCHER_FIELDS: dict[str, Callable[[Voucher], Any]] = {
     "campaign": lambda v: v.campaign.slug,
     "category": attrgetter("category"),
     "amount_krw": attrgetter("amount_krw"),
-    "balance_krw": attrgetter("balance_krw"),
+    "balance_krw": attrgetter("current_balance_krw"),
     "single_use": attrgetter("single_use"),
     "min_order_krw": attrgetter("min_order_krw"),
-    "status": attrgetter("status"),
+    "status": attrgetter("current_status"),
     "issued_at": lambda v: render_time(v.issued_at),
     "expires_at": lambda v: render_time(v.expires_at),
     "code_last4": lambda v: voucher_code_last4(v.pk),
@@ -52,7 +52,9 @@ class VoucherSerializer(DirectSerializer):
     rendered = _VOUCHER_FIELDS
     id = serializers.SerializerMethodField()
     campaign = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    status = serializers.ChoiceField(choices=VoucherStatus.choices, read_only=True)
+    balance_krw = serializers.IntegerField(source="current_balance_krw", read_only=True)
+    status = serializers.ChoiceField(choices=VoucherStatus.choices, source="current_status",
+                                     read_only=True)
     code_last4 = serializers.SerializerMethodField()
 
     class Meta:

@@ -128,8 +128,9 @@ class EligibilityView(APIView):
             cached_campaign = _campaign(slug)
         campaign = _opened(cached_campaign)
         if answer is None:
-            answer = _render_eligibility(campaign, selectors.eligibility(campaign, customer_id))
-            cache.store_answer(slug, customer_id, answer)
+            standing = selectors.eligibility(campaign, customer_id)
+            answer = _render_eligibility(campaign, standing)
+            cache.store_answer(slug, customer_id, answer, changes_at=standing.next_expiry)
         return HttpResponse(answer, content_type="application/json")
 
 

@@ -9,6 +9,8 @@ itself otherwise.
 A change to an answer is fenced once its transaction commits, by one mechanism that no
 writer calls by hand (``vouchers.eligibility.changes``); ``ELIGIBILITY_CACHE_SECONDS``
 bounds what a missed fence could leave stale (``/me/vouchers`` always reads PostgreSQL).
+Expiry changes answers without a write (``vouchers.models.expiry``): an answer is cached
+no longer than until the first voucher it shows as live expires.
 
 Invalidation writes a short-lived *fence* instead of deleting: a request that read
 PostgreSQL before the writer committed would otherwise put its stale answer back right
@@ -24,10 +26,13 @@ nothing is cached.
 from __future__ import annotations
 
 import logging
+import math
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
+from django.utils import timezone
 from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
@@ -68,9 +73,16 @@ def store_campaign(slug: str, facts: Any) -> None:
     cache.set(campaign_key(slug), facts, settings.ELIGIBILITY_CAMPAIGN_CACHE_SECONDS)
 
 
-def store_answer(slug: str, customer_id: int, answer: bytes) -> None:
-    """Caches unless a fence (a change since this request may have read) is in place."""
-    cache.add(answer_key(slug, customer_id), answer, settings.ELIGIBILITY_CACHE_SECONDS)
+def store_answer(slug: str, customer_id: int, answer: bytes,
+                 changes_at: datetime | None = None) -> None:
+    """Caches unless a fence (a change since this request may have read) is in place; not
+    past ``changes_at`` (when a voucher it shows as live expires: expiry writes nothing
+    that would fence it)."""
+    seconds = settings.ELIGIBILITY_CACHE_SECONDS
+    if changes_at is not None:
+        seconds = min(seconds, math.ceil((changes_at - timezone.now()).total_seconds()))
+    if seconds > 0:
+        cache.add(answer_key(slug, customer_id), answer, seconds)
 
 
 # KEYS: the answer keys; ARGV: the encoded fence, its lifetime in milliseconds.

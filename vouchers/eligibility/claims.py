@@ -25,6 +25,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db.models import F, QuerySet
+from django.utils import timezone
 
 from vouchers.eligibility.models import Claim, ClaimChallenge
 from vouchers.eligibility.registered import excluded
@@ -37,6 +38,7 @@ from vouchers.models import (
     Voucher,
     VoucherStatus,
 )
+from vouchers.models.expiry import hold_off_sweeps, past_expiry_q
 
 CODE_DIGITS = 6
 
@@ -75,7 +77,7 @@ def unclaimed_vouchers(*, campaign_ids: Iterable[int], phone_hash: bytes) -> Que
                                                  phone_hash=phone_hash),
         customer_id=F("registry_customer_id"),
         status=VoucherStatus.UNCLAIMED,
-    )
+    ).exclude(past_expiry_q(timezone.now()))  # expired: it lapses, nothing to claim
 
 
 def transfer(*, campaign_ids: Iterable[int], phone_hash: bytes, customer_id: int, via: str,
@@ -83,6 +85,7 @@ def transfer(*, campaign_ids: Iterable[int], phone_hash: bytes, customer_id: int
     """Moves the matching vouchers to ``customer_id``; call inside a transaction. Returns
     the moved vouchers (empty when nothing matched). A concurrent claim of the same
     account makes the claim insert fail (``IntegrityError``) rather than move twice."""
+    hold_off_sweeps()
     vouchers = list(unclaimed_vouchers(campaign_ids=campaign_ids, phone_hash=phone_hash)
                     .select_for_update().order_by("pk"))
     accounts: dict[tuple[int, int], list[Voucher]] = defaultdict(list)

@@ -38,7 +38,9 @@ from vouchers.eligibility.advice import advice
 from vouchers.eligibility.models import Claim
 from vouchers.eligibility.registered import exclusion_in_force
 from vouchers.models import AccountStatus, Campaign, RegistryEntry, Voucher
+from vouchers.models.expiry import past_expiry
 from vouchers.models.registry import exposed_kinds
+from vouchers.models.vouchers import LIVE_STATUSES, in_current_status
 
 
 class Status:
@@ -80,6 +82,13 @@ class Eligibility:
     @property
     def registered(self) -> bool:
         return self.account_status is not None and not self.excluded
+
+    @property
+    def next_expiry(self) -> datetime | None:
+        """When the first of the vouchers shown as live expires (the answer changes then,
+        with no write to fence it)."""
+        return min((v.expires_at for v in self.vouchers if v.current_status in LIVE_STATUSES),
+                   default=None)
 
     @property
     def claimed_in(self) -> list[Voucher]:
@@ -131,7 +140,9 @@ FROM (SELECT 1) AS one
 LEFT JOIN vouchers_registryentry r
        ON r.campaign_id = %(campaign)s AND r.customer_id = %(customer)s
 CROSS JOIN LATERAL (
-    SELECT count(*) AS issued, count(*) FILTER (WHERE o.status = 'unclaimed') AS unclaimed
+    SELECT count(*) AS issued,
+           count(*) FILTER (WHERE o.status = 'unclaimed' AND NOT {unclaimed_expired})
+               AS unclaimed
     FROM vouchers_voucher o
     WHERE o.campaign_id = %(campaign)s AND o.registry_customer_id = %(customer)s
 ) AS own
@@ -139,7 +150,8 @@ LEFT JOIN vouchers_voucher v ON v.campaign_id = %(campaign)s AND v.customer_id =
 ORDER BY v.id
 """
 _ELIGIBILITY = _ELIGIBILITY_TEMPLATE.format(
-    excluded=exclusion_in_force(campaign="%(campaign)s", customer="%(customer)s"))
+    excluded=exclusion_in_force(campaign="%(campaign)s", customer="%(customer)s"),
+    unclaimed_expired=past_expiry("now()", alias="o."))
 
 
 def eligibility(campaign: CampaignFacts, customer_id: int) -> Eligibility:
@@ -165,7 +177,7 @@ def customer_vouchers(customer_id: int, *, campaign_slug: str | None = None,
     if campaign_slug:
         vouchers = vouchers.filter(campaign__slug=campaign_slug)
     if status:
-        vouchers = vouchers.filter(status=status)
+        vouchers = vouchers.filter(in_current_status(status))
     return vouchers
 
 

@@ -11,6 +11,7 @@ from vouchers.eligibility.registered import REGISTRY_ROW_REGISTERED, exclusion_i
 from vouchers.finance.models import ReconciliationReport
 from vouchers.ledger.verification import verify_ledger
 from vouchers.models import Campaign
+from vouchers.models.expiry import swept
 
 
 def _scalar(sql: str, params: dict[str, Any]) -> int:
@@ -39,10 +40,13 @@ _LEDGER_OUTSTANDING = """
     WHERE account IN ('liability', 'unclaimed')
       AND (%(campaign_id)s::bigint IS NULL OR campaign_id = %(campaign_id)s)
 """
-_VOUCHER_BALANCES = """
+# What the vouchers hold for their customers: an expired voucher keeps its leftover on its
+# row once a sweep has booked it to `expired`.
+_VOUCHER_BALANCES = f"""
     SELECT coalesce(sum(balance_krw), 0) FROM vouchers_voucher
     WHERE (%(campaign_id)s::bigint IS NULL OR campaign_id = %(campaign_id)s)
-"""
+      AND NOT {swept()}
+"""  # noqa: S608
 _LEDGER_SUM = """
     SELECT coalesce(sum(amount_krw), 0) FROM vouchers_ledgerposting
     WHERE (%(campaign_id)s::bigint IS NULL OR campaign_id = %(campaign_id)s)

@@ -10,6 +10,8 @@ returns the first revocation.
 from __future__ import annotations
 
 from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from voucher_service.audit import record_event
 from vouchers.eligibility.exclusions import exclude_customer
@@ -17,6 +19,7 @@ from vouchers.eligibility.registered import lock_campaign_issuance
 from vouchers.issuance.models import Revocation
 from vouchers.ledger.posting import move, post_transaction
 from vouchers.models import Account, Campaign, Reason, Voucher, VoucherStatus
+from vouchers.models.expiry import hold_off_sweeps, past_expiry_q
 
 _HOLDING = {VoucherStatus.ACTIVE: Account.LIABILITY, VoucherStatus.UNCLAIMED: Account.UNCLAIMED}
 
@@ -42,10 +45,13 @@ def revoke_customer(
     existing = Revocation.objects.filter(campaign=campaign, customer_id=customer_id).first()
     if existing is not None:
         return existing, False
+    hold_off_sweeps()
+    # An expired voucher is left as it is: what is left on it lapses to `expired`.
     vouchers = list(
         Voucher.objects.select_for_update()
         .filter(campaign=campaign, registry_customer_id=customer_id,
                 status__in=[*_HOLDING, VoucherStatus.EXHAUSTED])
+        .exclude(Q(status__in=list(_HOLDING)) & past_expiry_q(timezone.now()))
         .order_by("pk")
     )
     unspent = [v for v in vouchers if v.status in _HOLDING and v.balance_krw > 0]

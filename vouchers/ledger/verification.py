@@ -11,6 +11,8 @@ from typing import Any
 
 from django.db import connection
 
+from vouchers.models.expiry import swept
+
 MAX_REPORTED = 100
 
 
@@ -58,12 +60,11 @@ _OWN_MOVES = """
         GROUP BY voucher_id
 """
 
-# An expired voucher holds nothing: expiry moved its leftover in a summary (checked below).
+# Every voucher, expired ones included: expiry leaves a voucher's balance as it was and
+# moves it in a summary (checked below).
 _VOUCHER_BALANCES = f"""
     SELECT id AS voucher_id, expected, balance_krw AS actual FROM (
-        SELECT v.id, v.balance_krw,
-               CASE WHEN v.status = 'expired' THEN 0
-                    ELSE v.amount_krw - coalesce(p.moved, 0) END::bigint AS expected
+        SELECT v.id, v.balance_krw, (v.amount_krw - coalesce(p.moved, 0))::bigint AS expected
         FROM vouchers_voucher v
         LEFT JOIN ({_OWN_MOVES}) p ON p.voucher_id = v.id
         WHERE (%(campaign_id)s::bigint IS NULL OR v.campaign_id = %(campaign_id)s)
@@ -84,29 +85,18 @@ _TOTALS_DIFFER = """
     LIMIT %(limit)s
 """
 
+_SWEPT = swept()
+
 # Expiry's summaries (postings of no voucher: the leftovers to ``expired``, the voucher
-# count on the holding account's side) against what the expired vouchers held when they
-# expired: issued amount less their own movements. The movements are reached from the
-# postings (few) to their vouchers by primary key, so the plan does not hang on how many
-# vouchers the statistics believe expired (right after expiry they still say none).
-_EXPIRED = """
-    WITH lapsed AS (
-        SELECT campaign_id, category, sum(amount_krw) AS issued, count(*)::bigint AS n
+# count on the holding account's side) against what the swept vouchers hold (their
+# balances, each proven by the check of voucher balances).
+_EXPIRED = f"""
+    WITH expected AS (
+        SELECT campaign_id, category, sum(balance_krw)::bigint AS amount, count(*)::bigint AS n
         FROM vouchers_voucher
-        WHERE status = 'expired'
+        WHERE {_SWEPT}
           AND (%(campaign_id)s::bigint IS NULL OR campaign_id = %(campaign_id)s)
         GROUP BY 1, 2
-    ), moved AS (
-        SELECT v.campaign_id, v.category, sum(p.amount_krw) AS moved
-        FROM vouchers_ledgerposting p JOIN vouchers_voucher v ON v.id = p.voucher_id
-        WHERE p.voucher_id IS NOT NULL AND p.account IN ('liability', 'unclaimed')
-          AND v.status = 'expired'
-          AND (%(campaign_id)s::bigint IS NULL OR p.campaign_id = %(campaign_id)s)
-        GROUP BY 1, 2
-    ), expected AS (
-        SELECT l.campaign_id, l.category, (l.issued - coalesce(m.moved, 0))::bigint AS amount,
-               l.n
-        FROM lapsed l LEFT JOIN moved m USING (campaign_id, category)
     ), actual AS (
         SELECT campaign_id, category,
                coalesce(-sum(amount_krw) FILTER (WHERE account = 'expired'), 0)::bigint AS amount,
@@ -117,7 +107,7 @@ _EXPIRED = """
           AND (%(campaign_id)s::bigint IS NULL OR campaign_id = %(campaign_id)s)
         GROUP BY 1, 2
     )
-"""
+"""  # noqa: S608  # nosec B608
 
 _ACCOUNT_TOTALS = """
     WITH posted AS (
@@ -142,14 +132,16 @@ _ACCOUNT_TOTALS = """
     LIMIT %(limit)s
 """
 
-_HOLDINGS = """
+# What the vouchers not swept yet hold, against the holding accounts' balances.
+_HOLDINGS = f"""
     WITH held AS (
         SELECT campaign_id, category,
                CASE WHEN status = 'unclaimed' THEN 'unclaimed' ELSE 'liability' END AS account,
                sum(balance_krw)::bigint AS balance, sum(amount_krw)::bigint AS issued,
                count(*)::bigint AS n
         FROM vouchers_voucher
-        WHERE (%(campaign_id)s::bigint IS NULL OR campaign_id = %(campaign_id)s)
+        WHERE NOT {_SWEPT}
+          AND (%(campaign_id)s::bigint IS NULL OR campaign_id = %(campaign_id)s)
         GROUP BY 1, 2, 3
     ), booked AS (
         SELECT campaign_id, category, account, -sum(balance_krw)::bigint AS balance
@@ -165,7 +157,7 @@ _HOLDINGS = """
     FROM held h FULL JOIN booked b USING (campaign_id, category, account)
     WHERE coalesce(h.balance, 0) <> coalesce(b.balance, 0)
     LIMIT %(limit)s
-"""
+"""  # noqa: S608  # nosec B608
 
 _ISSUED = """
     WITH expected AS (

@@ -1,4 +1,5 @@
 from vouchers.models.campaigns import Campaign, Component
+from vouchers.models.expiry import ExpirySweep
 from vouchers.models.ledger import (
     Account,
     LedgerBalance,
@@ -21,6 +22,7 @@ __all__ = [
     "Campaign",
     "Component",
     "Exclusion",
+    "ExpirySweep",
     "ExposedKind",
     "LedgerBalance",
     "LedgerDaily",

@@ -2,6 +2,7 @@
 
 from django.db import connections, models
 from django.db.models import F, Q
+from django.utils import timezone
 
 from vouchers.models.changes import customers_changed
 
@@ -12,6 +13,21 @@ class VoucherStatus(models.TextChoices):
     EXHAUSTED = "exhausted"
     EXPIRED = "expired"
     REVOKED = "revoked"
+
+
+# A voucher with one of these statuses still holds its balance for its customer, until it
+# expires (``vouchers.models.expiry``: expiry never rewrites the status).
+LIVE_STATUSES = (VoucherStatus.ACTIVE, VoucherStatus.UNCLAIMED)
+
+
+def in_current_status(status: str) -> Q:
+    """The vouchers whose ``current_status`` is ``status`` now."""
+    now = timezone.now()
+    if status == VoucherStatus.EXPIRED:
+        return Q(status=status) | Q(status__in=LIVE_STATUSES, expires_at__lte=now)
+    if status in LIVE_STATUSES:
+        return Q(status=status, expires_at__gt=now)
+    return Q(status=status)
 
 
 class VoucherQuerySet(models.QuerySet):
@@ -82,3 +98,17 @@ class Voucher(models.Model):
 
     def __str__(self) -> str:
         return f"voucher {self.pk}"
+
+    @property
+    def current_status(self) -> str:
+        """The status as customers and staff see it: a live voucher past its
+        ``expires_at`` is ``expired`` (its row keeps its last status)."""
+        if self.status in LIVE_STATUSES and self.expires_at <= timezone.now():
+            return VoucherStatus.EXPIRED
+        return self.status
+
+    @property
+    def current_balance_krw(self) -> int:
+        """What can still be spent: nothing once expired (the row keeps the leftover it
+        froze with, which expiry booked to ``expired``)."""
+        return 0 if self.current_status == VoucherStatus.EXPIRED else self.balance_krw

@@ -80,7 +80,7 @@ _REDEMPTION_FIELDS: dict[str, Callable[[Redemption], Any]] = {
     "forfeited_krw": attrgetter("forfeited_krw"),
     "status": attrgetter("status"),
     "refunded_krw": attrgetter("refunded_krw"),
-    "voucher_balance_krw": lambda r: r.voucher.balance_krw,
+    "voucher_balance_krw": lambda r: r.voucher.current_balance_krw,
     "created_at": lambda r: render_time(r.created_at),
     "customer_id": attrgetter("customer_id"),
     "order_total_krw": attrgetter("order_total_krw"),
@@ -94,7 +94,7 @@ class RedemptionSerializer(DirectSerializer):
     rendered = _REDEMPTION_FIELDS
     voucher_id = serializers.SerializerMethodField()
     status = serializers.ChoiceField(choices=RedemptionStatus.choices)
-    voucher_balance_krw = serializers.IntegerField(source="voucher.balance_krw")
+    voucher_balance_krw = serializers.IntegerField(source="voucher.current_balance_krw")
 
     class Meta:
         model = Redemption

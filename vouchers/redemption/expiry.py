@@ -1,67 +1,95 @@
-"""Daily expiry: what is left on vouchers past ``expires_at`` moves to ``expired``.
+"""Daily expiry: what is left on lapsed vouchers moves to ``expired``, in summaries.
 
-Set-based, in batches of ``EXPIRY_BATCH_SIZE`` vouchers, one short transaction per batch and
-one statement per batch: it locks the due vouchers it can (``FOR UPDATE SKIP LOCKED``: a
-voucher locked by a checkout in flight is left for the next batch or the next day), marks
-them expired with a zero balance, and posts their leftovers from the holding account
-(``unclaimed`` for unclaimed vouchers, ``liability`` for active ones) to ``expired``, in
-one ledger transaction per campaign: one summary move per (category, holding account)
-with the number of vouchers it covers, not a posting per voucher (at the programme's size
-that is about 130 million vouchers on one day, ~40 GB of postings for vouchers nobody
-touched). Reconciliation still proves each voucher: an expired voucher's balance is 0,
-and what the summaries moved equals, per campaign and category, each expired voucher's
-issued amount less its own postings (``vouchers.ledger.verification``). Expired vouchers
-are no longer due, so a re-run, a concurrent run or a run after a crash expires nothing
-twice.
+A voucher expires by the clock (``vouchers.models.expiry``): its row is never rewritten
+and its balance is frozen from its ``expires_at`` on. An expiry *sweep* books what the
+lapsed vouchers still hold, in two short steps:
 
-Exhausted vouchers keep their status (nothing is left on them). Holds open on an expiring
-voucher are not touched: the held amount is not on the voucher's balance; the hold may
-still be captured until its ``authorized_until`` (the order was accepted before expiry),
-and if it is voided instead, the amount goes to ``expired`` (see ``services``).
+1. **Cutoff.** ``SWEEP_LOCK`` taken exclusively (it waits for the writers in flight, each
+   holding it shared, and gives up after ``EXPIRY_LOCK_TIMEOUT_MS`` rather than stall
+   checkouts queued behind it), then an ``ExpirySweep`` row with the cutoff. From its
+   commit on, every writer reads the new cutoff and refuses the vouchers it passed.
+2. **Posting.** One statement per recorded, unposted sweep, in cutoff order: the live
+   vouchers with ``expires_at`` in ``(previous cutoff, cutoff]`` summed per (campaign,
+   category, holding account: ``unclaimed`` for unclaimed vouchers, ``liability`` for
+   active ones) and posted to ``expired`` as one ledger transaction per campaign, one
+   summary move per group with the number of vouchers it covers; the sweep marked posted
+   with its totals and an audit event, in the same transaction. A crash between the two
+   steps leaves the sweep to the next run; a sweep posts once (``posted_at``).
+
+At the programme's size that is an aggregate over the ~130 million vouchers lapsing on
+one day and a few dozen postings, where an update of every voucher would write a new
+version of each row and its five index entries (tens of GB, an hour). Reconciliation
+still proves each voucher (``vouchers.ledger.verification``): a lapsed voucher keeps its
+balance, which equals its issued amount less its own postings, and what the summaries
+moved equals the balances of the swept vouchers.
+
+Holds open on a lapsing voucher are not touched: the held amount is not on the voucher's
+balance; the hold may still be captured until its ``authorized_until`` (the order was
+accepted before expiry), and if it is voided instead, the amount goes to ``expired`` (see
+``services``). A cached eligibility answer does not outlive the first expiry it shows
+(``vouchers.eligibility.cache``), so no answer is fenced here.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from voucher_service.audit import record_event
 from vouchers.ledger.posting import literal, posted
-from vouchers.models import Account, Reason
-from vouchers.models.changes import customers_changed
+from vouchers.models import Account, ExpirySweep, Reason
+from vouchers.models.expiry import SWEEP_LOCK, SWEPT_THROUGH, live
 
 ACTOR = "system:expiry"
+_LOCK_NOT_AVAILABLE = "55P03"
 
-_EXPIRE_BATCH_SQL = """
-WITH due AS (
-    SELECT id, campaign_id, category, balance_krw, status
-    FROM vouchers_voucher
-    WHERE status IN ('active', 'unclaimed') AND expires_at <= %(now)s
-    ORDER BY expires_at
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-), expired AS (
-    UPDATE vouchers_voucher v SET status = 'expired', balance_krw = 0
-    FROM due WHERE v.id = due.id
-    RETURNING due.campaign_id, v.customer_id, due.category, due.balance_krw,
-              CASE WHEN due.status = 'unclaimed' THEN {unclaimed} ELSE {liability} END AS held
+_RECORD_CUTOFF = f"""
+INSERT INTO vouchers_expirysweep (cutoff, created_at, vouchers, expired_krw)
+SELECT %(cutoff)s, now(), 0, 0 WHERE %(cutoff)s > {SWEPT_THROUGH}
+"""
+
+_POST_SWEEP_SQL = """
+WITH sweep AS (
+    SELECT s.id, s.cutoff,
+           (SELECT coalesce(max(p.cutoff), '-infinity') FROM vouchers_expirysweep p
+            WHERE p.cutoff < s.cutoff) AS after
+    FROM vouchers_expirysweep s
+    WHERE s.id = %(sweep_id)s AND s.posted_at IS NULL
+    FOR UPDATE
+), due AS (
+    SELECT v.campaign_id, v.category,
+           CASE WHEN v.status = 'unclaimed' THEN {unclaimed} ELSE {liability} END AS held,
+           sum(v.balance_krw)::bigint AS amount_krw, count(*)::int AS vouchers
+    FROM sweep JOIN vouchers_voucher v
+      ON v.expires_at > sweep.after AND v.expires_at <= sweep.cutoff
+    WHERE {live}
+    GROUP BY 1, 2, 3
 ), moves AS (
     SELECT campaign_id, {expiry} AS reason, NULL::bigint AS tx_voucher_id,
            NULL::uuid AS redemption_id, NULL::uuid AS run_id, NULL::bigint AS chunk_id,
-           category, held AS debit, {expired} AS credit, sum(balance_krw)::bigint AS amount_krw,
-           NULL::bigint AS voucher_id, count(*)::int AS voucher_count
-    FROM expired GROUP BY campaign_id, category, held
-), {posted}
-SELECT campaign_id, array_agg(customer_id), count(*), sum(balance_krw)::bigint
-FROM expired GROUP BY campaign_id
+           category, held AS debit, {expired} AS credit, amount_krw,
+           NULL::bigint AS voucher_id, vouchers AS voucher_count
+    FROM due
+), {posted}, marked AS (
+    UPDATE vouchers_expirysweep s
+    SET posted_at = now(),
+        vouchers = (SELECT coalesce(sum(vouchers), 0) FROM due),
+        expired_krw = (SELECT coalesce(sum(amount_krw), 0) FROM due)
+    FROM sweep WHERE s.id = sweep.id
+    RETURNING s.cutoff, s.vouchers, s.expired_krw
+)
+SELECT cutoff, vouchers, expired_krw,
+       ARRAY(SELECT DISTINCT campaign_id FROM due ORDER BY 1) FROM marked
 """
-_EXPIRE_BATCH = _EXPIRE_BATCH_SQL.format(
+_POST_SWEEP = _POST_SWEEP_SQL.format(
     posted=posted("moves"), expiry=literal(Reason.EXPIRY), expired=literal(Account.EXPIRED),
-    liability=literal(Account.LIABILITY), unclaimed=literal(Account.UNCLAIMED))
+    liability=literal(Account.LIABILITY), unclaimed=literal(Account.UNCLAIMED),
+    live=live(alias="v."))
 
 
 @dataclass(frozen=True)
@@ -70,32 +98,51 @@ class ExpiryResult:
     expired_krw: int
 
 
-def _expire_batch(now: datetime, limit: int) -> ExpiryResult:
+class SweepDeferred(Exception):
+    """Writers held the sweep lock past ``EXPIRY_LOCK_TIMEOUT_MS`` on every attempt: no
+    cutoff was recorded; the next run tries again."""
+
+
+def _record_cutoff(cutoff: datetime) -> None:
+    """Records the sweep through ``cutoff`` (nothing when a sweep already reached it),
+    under ``SWEEP_LOCK`` taken exclusively, retried a few times when writers hold it."""
+    for attempt in range(settings.EXPIRY_LOCK_ATTEMPTS):
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = %s",
+                               [f"{settings.EXPIRY_LOCK_TIMEOUT_MS}ms"])
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", SWEEP_LOCK)
+                cursor.execute(_RECORD_CUTOFF, {"cutoff": cutoff})
+            return
+        except OperationalError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+    raise SweepDeferred(f"the sweep lock stayed held by writers; no cutoff at {cutoff}")
+
+
+def _post(sweep_id: int) -> ExpiryResult:
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_EXPIRE_BATCH, {"now": now, "limit": limit})
-        rows = cursor.fetchall()
-        by_campaign = {campaign_id: customers for campaign_id, customers, *_ in rows}
-        vouchers = sum(row[2] for row in rows)
-        expired_krw = sum(row[3] for row in rows)
-        if vouchers:
-            record_event(actor=ACTOR, action="vouchers.expired", target_type="voucher_expiry",
-                         target_id=now.isoformat(timespec="seconds"),
-                         payload={"vouchers": vouchers, "expired_krw": expired_krw,
-                                  "campaign_ids": sorted(by_campaign)})
-            for campaign_id, customers in by_campaign.items():
-                customers_changed(campaign_id=campaign_id, customer_ids=customers)
+        cursor.execute(_POST_SWEEP, {"sweep_id": sweep_id})
+        row = cursor.fetchone()
+        if row is None:  # posted meanwhile by another run
+            return ExpiryResult(vouchers=0, expired_krw=0)
+        cutoff, vouchers, expired_krw, campaign_ids = row
+        record_event(actor=ACTOR, action="vouchers.expired", target_type="voucher_expiry",
+                     target_id=cutoff.isoformat(timespec="seconds"),
+                     payload={"vouchers": vouchers, "expired_krw": expired_krw,
+                              "campaign_ids": campaign_ids})
     return ExpiryResult(vouchers=vouchers, expired_krw=expired_krw)
 
 
-def expire_vouchers(*, now: datetime | None = None, batch_size: int | None = None
-                    ) -> ExpiryResult:
-    """Expires every voucher due at ``now``, batch by batch; returns the totals."""
-    now = now or timezone.now()
-    limit = batch_size or settings.EXPIRY_BATCH_SIZE
+def expire_vouchers(*, now: datetime | None = None) -> ExpiryResult:
+    """Sweeps through ``now`` (default: the present) and posts every sweep not posted
+    yet; returns the vouchers and won it posted."""
+    _record_cutoff(now or timezone.now())
     vouchers = expired_krw = 0
-    while True:
-        batch = _expire_batch(now, limit)
-        vouchers += batch.vouchers
-        expired_krw += batch.expired_krw
-        if batch.vouchers < limit:
-            return ExpiryResult(vouchers=vouchers, expired_krw=expired_krw)
+    for sweep_id in (ExpirySweep.objects.filter(posted_at__isnull=True)
+                     .order_by("cutoff").values_list("pk", flat=True)):
+        result = _post(sweep_id)
+        vouchers += result.vouchers
+        expired_krw += result.expired_krw
+    return ExpiryResult(vouchers=vouchers, expired_krw=expired_krw)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from voucher_service.problems import ProblemError
 from vouchers.models import Voucher
+from vouchers.models.expiry import past_expiry
 
 
 def _conflict(code: str, detail: str, **extra) -> ProblemError:
@@ -33,7 +34,7 @@ RULES: tuple[Rule, ...] = (
     Rule("voucher_not_found", "customer_id <> %(customer_id)s",
          lambda v: ProblemError(status=404, code="voucher_not_found",
                                 detail="No such voucher.")),
-    Rule("voucher_expired", "status = 'expired' OR expires_at <= %(now)s",
+    Rule("voucher_expired", past_expiry("%(now)s"),
          lambda v: _conflict("voucher_expired", "The voucher has expired.")),
     Rule("voucher_not_yet_valid", "valid_from > %(now)s",
          lambda v: _conflict("voucher_not_yet_valid",

@@ -35,7 +35,9 @@ refund not given back              refunded -> forfeited (single-use), or the vo
                                    voucher: expired, revoked)
 =================================  ==================================================
 
-A voucher takes value back only while it is active or exhausted and not past its expiry.
+A voucher takes value back only while it is active or exhausted and not past its expiry
+(``vouchers.models.expiry``: every writer that may change a live voucher holds expiry
+sweeps off first, the checkout included).
 A hold on a voucher that expired or was revoked meanwhile may still be captured until its
 ``authorized_until`` (the order was accepted in time); voided, the held amount lapses to
 the expired (or revoked) account and a single-use forfeit stays forfeited.
@@ -61,6 +63,12 @@ from voucher_service.routines import Routine, RoutineMissing
 from vouchers.ledger.posting import Move, move, moves_part
 from vouchers.models import Account, Reason, Voucher, VoucherStatus
 from vouchers.models.changes import customers_changed
+from vouchers.models.expiry import (
+    HOLD_OFF_SWEEPS,
+    TRY_HOLD_OFF_SWEEPS,
+    hold_off_sweeps,
+    past_expiry_q,
+)
 from vouchers.redemption import rules, selectors
 from vouchers.redemption.models import EventKind, Redemption
 from vouchers.redemption.models import RedemptionStatus as S
@@ -101,8 +109,12 @@ def _loaded(model: type[Model], row: dict) -> Model:
 
 
 def _takes_back(voucher: Voucher, now: datetime) -> bool:
+    """Whether value can go back on the voucher: it is not revoked and has not expired.
+    Holds off expiry sweeps for the rest of the transaction (a sweep must not add up a
+    balance this transaction may still change)."""
+    hold_off_sweeps()
     return (voucher.status in (VoucherStatus.ACTIVE, VoucherStatus.EXHAUSTED)
-            and voucher.expires_at > now)
+            and not Voucher.objects.filter(past_expiry_q(now), pk=voucher.pk).exists())
 
 
 def _lapse_account(voucher: Voucher) -> Account:
@@ -207,8 +219,9 @@ class Checkout:
         return self._redemption(voucher, forfeited), slug
 
 
-# The checkout statement, then its audit event's append when it spent.
-_CHECKOUT_AND_APPEND = f"{CHECKOUT}; {append_statement(when=SPENT)}"
+# Expiry sweeps held off, then the checkout statement, then its audit event's append when
+# it spent.
+_CHECKOUT_AND_APPEND = f"{HOLD_OFF_SWEEPS}; {CHECKOUT}; {append_statement(when=SPENT)}"
 # The same at once: the idempotency key claimed first, the key row with its answer last,
 # the forfeit and the new balance filled in (``Checkout.pending``); one call, whose
 # statements each server connection parses and plans once (``voucher_service.routines``).
@@ -217,7 +230,7 @@ CHECKOUT_ROUTINE = Routine(
     store_statement(answer="format(%(idempotency_answer)s, r.forfeited_krw, v.balance_krw)",
                     source="redemption_redemption r JOIN vouchers_voucher v "
                            "ON v.id = r.voucher_id WHERE r.id = %(id)s"),
-    guards=Claim.GUARDS)
+    guards=(TRY_HOLD_OFF_SWEEPS, *Claim.GUARDS))
 
 
 @transaction.atomic(savepoint=False)
@@ -237,6 +250,7 @@ def create_redemption(
                         merchant_category=merchant_category, capture=capture, actor=actor)
     with connection.cursor() as cursor:
         cursor.execute(_CHECKOUT_AND_APPEND, checkout.params)
+        cursor.nextset()
         row = cursor.fetchone()
         names = [column.name for column in cursor.description]
     redemption, slug = checkout.made(None if row is None else dict(zip(names, row, strict=True)))

@@ -6,12 +6,10 @@ from vouchers.redemption.expiry import expire_vouchers
 
 
 class Command(BaseCommand):
-    help = "Expires every voucher past its expiry; prints how many (last line)."
+    help = ("Books what is left on every voucher past its expiry to `expired`; prints how "
+            "many vouchers (last line).")
 
-    def add_arguments(self, parser):
-        parser.add_argument("--batch-size", type=int, default=None)
-
-    def handle(self, *args, batch_size: int | None, **options):
-        result = expire_vouchers(batch_size=batch_size)
+    def handle(self, *args, **options):
+        result = expire_vouchers()
         self.stdout.write(f"expired {result.expired_krw} won on {result.vouchers} vouchers")
         self.stdout.write(str(result.vouchers))
