@@ -314,8 +314,8 @@ def phase_additions(ctx) -> PhaseResult:
                                                 f"{rate_text(r, revoke_seconds, 'revocations')}"),
             ("run issuing the additions (worker -c 2)",
              f"{seconds_text(run['seconds'])}: {run['vouchers_issued']:,} vouchers, "
-             f"{run['chunks']:,} chunks over {run['eligible_customers']:,} eligible customers "
-             "(every chunk re-walked)"),
+             f"{run['chunks']:,} chunks over the {run['eligible_customers']:,} customers still "
+             "owed (planned alone; each chunk merges its range's two indexes once)"),
             ("worker peak RSS", f"{run['worker_peak_rss_mib']:,.0f} MiB"),
         ],
         figures={"generated": generated, "import": done, "run": run,

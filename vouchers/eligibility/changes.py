@@ -8,9 +8,9 @@ transaction the write has already committed and the fence goes out at once.
 
 Answers are cached only once a campaign's eligibility is open, so records of a campaign
 that is not open yet are dropped at the commit (issuance and the import write millions
-of rows before the opening). A range record (``customer_range``: issuance's chunks) is
-resolved to the registry's customers in it at the commit, and only if the campaign is
-open.
+of rows before the opening). A range record (``customer_range``: an issuance chunk of a
+range that held no voucher) is resolved to the registry's customers in it at the commit,
+and only if the campaign is open.
 """
 
 from __future__ import annotations

@@ -12,14 +12,20 @@ yet (every first run) is issued with a plain INSERT: ``ON CONFLICT`` costs a spe
 insertion per row, about half the price of the row itself. Should another transaction
 issue into the range meanwhile, the plain INSERT fails on the unique constraint, its
 savepoint is rolled back and the ``ON CONFLICT DO NOTHING`` form runs instead; ranges that
-already hold vouchers (re-runs, late additions) take that form directly.
+already hold vouchers (re-runs, late additions) take that form directly. It inserts only
+the pairs still owed (``owed.pairs``), found by one merge of the range's registry rows with
+its vouchers, so the speculative insertion is paid per voucher issued: a chunk of a run
+after late additions, whose range spans many customers issued long before, costs one
+sequential read of the range's two indexes plus what it issues. It returns the customers
+it issued to, and the caller records them (``customers_changed``) rather than the range:
+fencing the answers of every customer of a wide range would cost more than the chunk.
 
 Before the statement the transaction takes the campaign's issuance lock in shared mode; a
 revocation takes it exclusively, so an exclusion it commits is seen by every chunk that
 starts later and a chunk in flight finishes before the revocation looks for vouchers.
 
 A chunk of a staged run is given a ``limit``, the customers planned for it: it issues the
-lowest ids of its range still owed a voucher (``NOT_YET_ISSUED``) when it runs, at most
+lowest ids of its range still owed a voucher (``owed.NOT_YET_ISSUED``) when it runs, at most
 that many. So a stage never issues more than its ``max_customers``, whatever joins the
 registry between planning and issuing: a customer added inside a chunk's range with an id
 below the chunk's last planned one is issued in place of that last one; one added above
@@ -28,29 +34,19 @@ it waits for the next run, like the planned customers it displaced.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from uuid import UUID
 
 from django.db import IntegrityError, connection, transaction
 
 from voucher_service.integrity import violated_constraint
-from vouchers.eligibility.registered import REGISTRY_ROW_REGISTERED, lock_campaign_issuance
+from vouchers.eligibility.registered import lock_campaign_issuance
+from vouchers.issuance.owed import fetch_owed, pairs
 from vouchers.ledger.posting import literal, posted
 from vouchers.models import Account, Reason
 
 ONE_PER_CUSTOMER_COMPONENT = "voucher_one_per_customer_component"
 
-
-# A registry row ``r`` still owed a voucher: some component of its campaign has none for it.
-# Exactly what the chunk statement's ON CONFLICT leaves to insert; planning a stage and
-# its dry run select by it too.
-NOT_YET_ISSUED = """EXISTS (
-          SELECT 1 FROM vouchers_component owed
-          WHERE owed.campaign_id = r.campaign_id AND NOT EXISTS (
-              SELECT 1 FROM vouchers_voucher held
-              WHERE held.campaign_id = r.campaign_id
-                AND held.registry_customer_id = r.customer_id AND held.component_id = owed.id
-          )
-      )"""
 
 _ISSUE_CHUNK = """
 WITH issued AS (
@@ -59,20 +55,14 @@ WITH issued AS (
         amount_krw, balance_krw, single_use, min_order_krw, status,
         issued_at, expires_at, valid_from, issuance_run_id
     )
-    SELECT r.campaign_id, c.id, r.customer_id, r.customer_id, c.category,
-           c.amount_krw, c.amount_krw, c.single_use, c.min_order_krw,
-           CASE WHEN r.account_status = 'closed' THEN 'unclaimed' ELSE 'active' END,
-           now(), coalesce(c.expires_at, now() + make_interval(days => c.valid_days)),
-           c.valid_from, %(run_id)s
-    FROM (
-        SELECT r.campaign_id, r.customer_id, r.account_status
-        FROM vouchers_registryentry r
-        WHERE r.campaign_id = %(campaign_id)s
-          AND r.customer_id >= %(lo)s AND r.customer_id < %(hi)s
-          AND {registered}{stage}
-    ) r
-    JOIN vouchers_component c ON c.campaign_id = r.campaign_id
-    ORDER BY r.customer_id, c.id
+    SELECT p.campaign_id, p.component_id, p.customer_id, p.customer_id, p.category,
+           p.amount_krw, p.amount_krw, p.single_use, p.min_order_krw,
+           CASE WHEN p.account_status = 'closed' THEN 'unclaimed' ELSE 'active' END,
+           now(), coalesce(p.expires_at, now() + make_interval(days => p.valid_days)),
+           p.valid_from, %(run_id)s
+    FROM ({pairs}
+    ) p
+    ORDER BY p.customer_id, p.component_id
     {on_conflict}
     RETURNING id, registry_customer_id, category, amount_krw, status
 ),
@@ -105,21 +95,24 @@ noticed AS (
            min(first_active), max(last_active), %(lo)s, now()
     FROM totals HAVING count(first_active) > 0
 )
-SELECT coalesce(sum(n), 0) FROM totals
+SELECT coalesce(sum(n), 0), {changed} FROM totals
 """
 _ON_CONFLICT = "ON CONFLICT (campaign_id, registry_customer_id, component_id) DO NOTHING"
-_STAGE = f"""
-          AND {NOT_YET_ISSUED}
-        ORDER BY r.customer_id LIMIT %(limit)s"""
 _LEDGER = {"posted": posted("moves"), "issuance": literal(Reason.ISSUANCE),
            "expense": literal(Account.EXPENSE), "liability": literal(Account.LIABILITY),
            "unclaimed": literal(Account.UNCLAIMED)}
-# (plain, idempotent) forms, by whether the chunk has a limit.
+# Whom the idempotent form changed: the customers it issued to, a few among the range's
+# many once it holds vouchers (the plain form changed every registered customer of it).
+_CHANGED = "(SELECT coalesce(array_agg(DISTINCT registry_customer_id), '{}') FROM issued)"
+# (plain, idempotent) forms, by whether the chunk has a limit. The plain form inserts
+# every pair of its fresh range; the idempotent form only the pairs still owed, and
+# ``ON CONFLICT`` skips those another transaction inserts meanwhile.
 _FORMS = {
-    staged: tuple(_ISSUE_CHUNK.format(registered=REGISTRY_ROW_REGISTERED, stage=stage,
-                                      on_conflict=on_conflict, **_LEDGER)
-                  for on_conflict in ("", _ON_CONFLICT))
-    for staged, stage in ((False, ""), (True, _STAGE))
+    staged: tuple(_ISSUE_CHUNK.format(pairs=pairs(owed=owed, stage=staged),
+                                      on_conflict=_ON_CONFLICT if owed else "",
+                                      changed=_CHANGED if owed else "NULL::bigint[]", **_LEDGER)
+                  for owed in (False, True))
+    for staged in (False, True)
 }
 
 _RANGE_ISSUED = """
@@ -147,13 +140,21 @@ def _issue_fresh_range(cursor, plain: str, params: dict) -> tuple | None:
         return None
 
 
-def issue_chunk(
+@dataclass(frozen=True)
+class Issued:
+    vouchers: int
+    # The registry customers issued to; None: every registered customer of the range (it
+    # was fresh), which the caller records as the range.
+    customers: list[int] | None
+
+
+def issue(
     *, campaign_id: int, lo: int, hi: int, run_id: UUID | None, chunk_id: int | None,
     limit: int | None = None,
-) -> int:
-    """Issues the chunk in its own short transaction (or the caller's, if one is open) and
-    returns how many vouchers it issued; with ``limit``, to at most that many customers of
-    the range not yet issued, lowest ids first."""
+) -> Issued:
+    """Issues the chunk in its own short transaction (or the caller's, if one is open);
+    with ``limit``, to at most that many customers of the range not yet issued, lowest
+    ids first. The caller records whom it changed (``customers_changed``)."""
     params = {"campaign_id": campaign_id, "lo": lo, "hi": hi, "run_id": run_id,
               "chunk_id": chunk_id, "limit": limit}
     plain, idempotent = _FORMS[limit is not None]
@@ -162,6 +163,15 @@ def issue_chunk(
         cursor.execute(_RANGE_ISSUED, params)
         row = None if cursor.fetchone()[0] else _issue_fresh_range(cursor, plain, params)
         if row is None:
-            cursor.execute(idempotent, params)
-            row = cursor.fetchone()
-    return int(row[0])
+            row = fetch_owed(cursor, idempotent, params)
+    return Issued(vouchers=int(row[0]), customers=row[1])
+
+
+def issue_chunk(
+    *, campaign_id: int, lo: int, hi: int, run_id: UUID | None, chunk_id: int | None,
+    limit: int | None = None,
+) -> int:
+    """``issue``, for callers outside a run (tools, tests, benchmarks): how many vouchers
+    it issued."""
+    return issue(campaign_id=campaign_id, lo=lo, hi=hi, run_id=run_id, chunk_id=chunk_id,
+                 limit=limit).vouchers

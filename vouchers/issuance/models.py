@@ -44,12 +44,13 @@ class IssuanceRun(models.Model):
     approved_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    # Counted when the run is planned: registry customers without an exclusion in force
-    # (of a staged run, the stage's customers).
+    # Counted when the run is planned: the customers it takes, registry customers without
+    # an exclusion in force still owed a voucher (all of them on a campaign's first run; of
+    # a staged run, the stage's customers).
     eligible_customers = models.BigIntegerField(default=0)
     chunk_size = models.PositiveIntegerField()
     chunk_count = models.PositiveIntegerField(default=0)
-    # Dry runs only: what a real run would issue now (customers not yet holding vouchers).
+    # Dry runs only: what a real run would issue now (the vouchers still owed).
     dry_run_vouchers = models.BigIntegerField(null=True, blank=True)
     dry_run_total_krw = models.BigIntegerField(null=True, blank=True)
     failed_chunk = models.ForeignKey("IssuanceChunk", null=True, blank=True,

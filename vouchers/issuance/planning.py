@@ -1,16 +1,20 @@
-"""Planning a run: eligible customers counted and cut into customer-id ranges, set-based.
+"""Planning a run: the customers it takes counted and cut into customer-id ranges, set-based.
 
-One statement numbers the eligible registry rows in customer-id order (an index-only walk
-of the registry's primary key, no OFFSET, no sort), buckets them by row number and inserts
-one chunk per bucket: ``[first id of the bucket, first id of the next bucket)``, the last
-one ending at its last id + 1. At 33.7M rows that is one sequential pass of the index with
-a 3,370-group aggregate on top.
+One statement numbers those customers in customer-id order, buckets them by row number and
+inserts one chunk per bucket: ``[first id of the bucket, first id of the next bucket)``,
+the last one ending at its last id + 1.
 
-A staged run (``max_customers``) takes only customers not yet issued (``NOT_YET_ISSUED``,
-the rule the chunk statement inserts by), lowest ids first, with a LIMIT: the same walk,
-probing the voucher unique index per row, stops at the N-th customer it keeps, so the
-chunks cover exactly the stage. A full run takes every eligible customer, as before: its
-chunks skip what is issued themselves.
+While the campaign holds no voucher (every first run) a run takes every registered
+customer, straight from an index-only walk of the registry's primary key (no OFFSET, no
+sort): at 33.7M rows one sequential pass of the index with a 3,370-group aggregate on top.
+Once it holds vouchers a run takes only the customers still owed one (``owed``): the same
+walk merged with the voucher unique index, one pass of each. A run after 165,000 late
+additions spread over the registry so plans 165,000 customers in 17 chunks, not all 33.86M
+eligible in 3,386; its chunks' ranges are as wide as the additions are spread apart, and
+each chunk merges only its own range (``chunk``).
+
+A staged run (``max_customers``) takes the first N of them, lowest ids first: the walk
+stops at the N-th customer it keeps, so the chunks cover exactly the stage.
 """
 
 from __future__ import annotations
@@ -21,17 +25,25 @@ from uuid import UUID
 from django.db import connection
 
 from vouchers.eligibility.registered import REGISTRY_ROW_REGISTERED
-from vouchers.issuance.chunk import NOT_YET_ISSUED
+from vouchers.issuance.owed import fetch_owed, pairs
 
-# The customers a run takes, in customer-id order: registry rows without an exclusion in
-# force; for a stage only those still owed a voucher, the first %(limit)s of them.
-_CUSTOMERS = """
+# A campaign holding no voucher yet owes every registered customer every component.
+_HOLDS_VOUCHERS = """
+SELECT EXISTS (SELECT 1 FROM vouchers_voucher WHERE campaign_id = %(campaign_id)s)
+"""
+
+# The customers a run takes, in customer-id order: every registered one, or those still
+# owed a voucher; for a stage the first %(limit)s of them.
+_REGISTERED = """
     SELECT r.customer_id FROM vouchers_registryentry r
     WHERE r.campaign_id = %(campaign_id)s AND {registered}{stage}
 """
-_STAGE = f"""
-      AND {NOT_YET_ISSUED}
-    ORDER BY r.customer_id LIMIT %(limit)s"""
+_REGISTERED_STAGE = "\n    ORDER BY r.customer_id LIMIT %(limit)s"
+_OWED = """
+    SELECT p.customer_id FROM ({pairs}
+    ) p
+    GROUP BY p.customer_id
+"""
 
 _PLAN_CHUNKS = """
 WITH numbered AS (
@@ -55,33 +67,15 @@ chunks AS (
 SELECT count(*), coalesce(sum(customers), 0) FROM chunks
 """
 
-# What a real run would issue now: eligible (customer, component) pairs without a voucher.
+# What a real run would issue now: the pairs still owed, counted per customer (a group
+# per customer over pairs that come in customer-id order: no sort, no hash of the rest).
 _DRY_RUN = """
-WITH eligible AS ({customers})
-SELECT (SELECT count(*) FROM eligible), count(*), coalesce(sum(c.amount_krw), 0)
-FROM eligible r
-JOIN vouchers_component c ON c.campaign_id = %(campaign_id)s
-WHERE NOT EXISTS (
-    SELECT 1 FROM vouchers_voucher v
-    WHERE v.campaign_id = %(campaign_id)s AND v.registry_customer_id = r.customer_id
-      AND v.component_id = c.id
-)
-"""
-
-# The same for a stage: its customers, each with the components it is still owed, counted
-# in the walk that selects them (index probes per customer, never a pass over the
-# campaign's vouchers, which a hash anti-join against a few thousand customers would take).
-_DRY_RUN_STAGE = """
-SELECT count(*), coalesce(sum(owed.n), 0), coalesce(sum(owed.krw), 0)
-FROM ({customers}) r
-CROSS JOIN LATERAL (
-    SELECT count(*) AS n, sum(c.amount_krw) AS krw
-    FROM vouchers_component c
-    WHERE c.campaign_id = %(campaign_id)s AND NOT EXISTS (
-        SELECT 1 FROM vouchers_voucher v
-        WHERE v.campaign_id = %(campaign_id)s AND v.registry_customer_id = r.customer_id
-          AND v.component_id = c.id
-    )
+SELECT count(*), coalesce(sum(n), 0), coalesce(sum(krw), 0)
+FROM (
+    SELECT count(*) AS n, sum(p.amount_krw) AS krw
+    FROM ({pairs}
+    ) p
+    GROUP BY p.customer_id
 ) owed
 """
 
@@ -99,27 +93,30 @@ class DryRun:
     total_krw: int
 
 
-def _customers(max_customers: int | None) -> str:
-    return _CUSTOMERS.format(registered=REGISTRY_ROW_REGISTERED,
-                             stage="" if max_customers is None else _STAGE)
-
-
 def plan_chunks(
     *, run_id: UUID, campaign_id: int, chunk_size: int, max_customers: int | None = None
 ) -> Plan:
-    sql = _PLAN_CHUNKS.format(customers=_customers(max_customers))
+    staged = max_customers is not None
+    params = {"run_id": run_id, "campaign_id": campaign_id, "size": chunk_size,
+              "limit": max_customers}
     with connection.cursor() as cursor:
-        cursor.execute(sql, {"run_id": run_id, "campaign_id": campaign_id, "size": chunk_size,
-                             "limit": max_customers})
-        chunks, customers = cursor.fetchone()
+        cursor.execute(_HOLDS_VOUCHERS, params)
+        if cursor.fetchone()[0]:
+            owed = _OWED.format(pairs=pairs(owed=True, stage=staged, within=False))
+            chunks, customers = fetch_owed(cursor, _PLAN_CHUNKS.format(customers=owed), params)
+        else:
+            registered = _REGISTERED.format(registered=REGISTRY_ROW_REGISTERED,
+                                            stage=_REGISTERED_STAGE if staged else "")
+            cursor.execute(_PLAN_CHUNKS.format(customers=registered), params)
+            chunks, customers = cursor.fetchone()
     return Plan(chunks=int(chunks), eligible_customers=int(customers))
 
 
 def dry_run(*, campaign_id: int, max_customers: int | None = None) -> DryRun:
-    sql = (_DRY_RUN if max_customers is None else _DRY_RUN_STAGE).format(
-        customers=_customers(max_customers))
+    sql = _DRY_RUN.format(pairs=pairs(owed=True, stage=max_customers is not None,
+                                      within=False))
     with connection.cursor() as cursor:
-        cursor.execute(sql, {"campaign_id": campaign_id, "limit": max_customers})
-        customers, vouchers, total = cursor.fetchone()
+        customers, vouchers, total = fetch_owed(
+            cursor, sql, {"campaign_id": campaign_id, "limit": max_customers})
     return DryRun(eligible_customers=int(customers), vouchers=int(vouchers),
                   total_krw=int(total))

@@ -25,7 +25,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from voucher_service.audit import record_event
-from vouchers.issuance.chunk import issue_chunk
+from vouchers.issuance.chunk import issue
 from vouchers.issuance.models import ChunkStatus, IssuanceChunk, IssuanceRun, RunStatus
 from vouchers.issuance.statistics import refresh_voucher_statistics
 from vouchers.models.changes import customers_changed
@@ -140,17 +140,21 @@ def process_chunk(*, chunk_id: int, claim: str) -> UUID | None:
         if chunk is None:  # recovered meanwhile and taken by another worker
             return None
         staged = chunk.run.max_customers is not None
-        issued = issue_chunk(campaign_id=chunk.run.campaign_id, lo=chunk.lo, hi=chunk.hi,
-                             run_id=chunk.run_id, chunk_id=chunk.pk,
-                             limit=chunk.customers if staged else None)
+        issued = issue(campaign_id=chunk.run.campaign_id, lo=chunk.lo, hi=chunk.hi,
+                       run_id=chunk.run_id, chunk_id=chunk.pk,
+                       limit=chunk.customers if staged else None)
         chunk.status = ChunkStatus.DONE
         chunk.finished_at = timezone.now()
-        chunk.vouchers_issued = issued
+        chunk.vouchers_issued = issued.vouchers
         chunk.customers_done = chunk.customers
         chunk.last_error = ""
         chunk.save(update_fields=["status", "finished_at", "vouchers_issued", "customers_done",
                                   "last_error"])
-        customers_changed(campaign_id=chunk.run.campaign_id, customer_range=(chunk.lo, chunk.hi))
+        if issued.customers is None:
+            customers_changed(campaign_id=chunk.run.campaign_id,
+                              customer_range=(chunk.lo, chunk.hi))
+        else:
+            customers_changed(campaign_id=chunk.run.campaign_id, customer_ids=issued.customers)
     return chunk.run_id
 
 

@@ -49,7 +49,9 @@ def create_run(
     *, campaign: Campaign, actor: str, dry_run_only: bool, max_customers: int | None = None
 ) -> IssuanceRun:
     """A real run is planned into chunks and waits for approval; a dry run only counts
-    what a run would issue now and is completed at once (nothing to approve).
+    what a run would issue now and is completed at once (nothing to approve). Either
+    counts as eligible customers those it takes: the registered customers still owed a
+    voucher (every one of them on a campaign's first run).
 
     With ``max_customers`` the run is a stage: at most that many customers not yet issued,
     lowest ids first, counted as the run's eligible customers (its dry run counts them).
