@@ -59,7 +59,7 @@ def _create(client, slug="breach", **body):
 
 # -- a stage and the rest issue what one full run issues -----------------------------------
 
-EXPIRES_AT = dt.datetime(2026, 6, 30, 15, 0, tzinfo=dt.UTC)
+EXPIRES_AT = dt.datetime(2099, 6, 30, 15, 0, tzinfo=dt.UTC)
 COMPONENTS = [{**spec, "expires_at": EXPIRES_AT} for spec in FOUR_VOUCHERS]
 # 10, 20, ..., 600: gaps for late additions to land inside ranges already planned.
 GAPPED = {cid: "closed" if cid % 30 == 0 else "dormant" if cid % 50 == 0 else "active"

@@ -16,6 +16,7 @@ from tests.redemption.conftest import redeem, step, voucher
 from voucher_service.models import AuditEvent
 from vouchers.eligibility.cache import answer_key
 from vouchers.finance.selectors import campaign_summary
+from vouchers.issuance.chunk import issue_chunk
 from vouchers.ledger.verification import verify_ledger
 from vouchers.models import ExpirySweep, LedgerPosting, Voucher
 from vouchers.redemption import services
@@ -126,6 +127,17 @@ def test_a_sweep_ahead_of_the_clock_binds_every_writer(shop, checkout):
     assert response.status_code == 409 and response.json()["code"] == "voucher_expired"
     voided = step(checkout, held["id"], "void").json()
     assert voided["voucher_balance_krw"] == 0  # lapsed to expired, not back on the voucher
+    assert verify_ledger(campaign_id=shop.pk).ok
+
+
+def test_a_customer_added_after_the_sweep_is_issued_nothing_expired(shop, load_registry):
+    """A late addition after expiry is owed no voucher of an expired component: issued, it
+    would hold value that no sweep to come adds up (the window is past)."""
+    soon = timezone.now() + dt.timedelta(days=90, minutes=1)
+    expire_vouchers(now=soon)
+    load_registry(shop, {4: "active"})
+    assert issue_chunk(campaign_id=shop.pk, lo=4, hi=5, run_id=None, chunk_id=None) == 0
+    assert not Voucher.objects.filter(customer_id=4).exists()
     assert verify_ledger(campaign_id=shop.pk).ok
 
 

@@ -44,6 +44,7 @@ from vouchers.eligibility.registered import lock_campaign_issuance
 from vouchers.issuance.owed import fetch_owed, pairs
 from vouchers.ledger.posting import literal, posted
 from vouchers.models import Account, Reason
+from vouchers.models.expiry import hold_off_sweeps
 
 ONE_PER_CUSTOMER_COMPONENT = "voucher_one_per_customer_component"
 
@@ -160,6 +161,7 @@ def issue(
     plain, idempotent = _FORMS[limit is not None]
     with transaction.atomic(), connection.cursor() as cursor:
         lock_campaign_issuance(campaign_id, shared=True)
+        hold_off_sweeps()  # no sweep passes the new vouchers' expiry before they commit
         cursor.execute(_RANGE_ISSUED, params)
         row = None if cursor.fetchone()[0] else _issue_fresh_range(cursor, plain, params)
         if row is None:

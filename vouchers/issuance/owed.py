@@ -27,6 +27,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from vouchers.eligibility.registered import REGISTRY_ROW_REGISTERED
+from vouchers.models.expiry import past_expiry
 
 # The registry row ``r`` is still owed the voucher of component ``c``: it holds none of
 # that component, whatever became of one since. What the chunk's ``ON CONFLICT`` would
@@ -52,6 +53,7 @@ _PAIRS = """
         FROM vouchers_registryentry r
         JOIN vouchers_component c ON c.campaign_id = r.campaign_id
         WHERE r.campaign_id = %(campaign_id)s{within}
+          AND (c.expires_at IS NULL OR NOT {expired})
           AND {registered}{owed}"""
 _WITHIN = "\n          AND r.customer_id >= %(lo)s AND r.customer_id < %(hi)s"
 _NUMBERED = ",\n               dense_rank() OVER (ORDER BY r.customer_id) AS nth"
@@ -65,7 +67,8 @@ _FIRST = """
 
 def pairs(*, owed: bool, stage: bool = False, within: bool = True) -> str:
     """SQL, a relation in customer-id order: one row per registry customer of campaign
-    ``%(campaign_id)s`` without an exclusion in force and per component of the campaign,
+    ``%(campaign_id)s`` without an exclusion in force and per component of the campaign
+    not past its fixed expiry (a voucher issued expired would hold value nobody can use),
     with the customer's and the component's columns. ``owed``: only the pairs still owed
     a voucher (``NOT_YET_ISSUED``). ``within``: only customers of ``[%(lo)s, %(hi)s)``,
     else the whole registry. ``stage``: only the pairs of the first ``%(limit)s``
@@ -73,7 +76,7 @@ def pairs(*, owed: bool, stage: bool = False, within: bool = True) -> str:
     held = _HELD.format(within=_HELD_WITHIN if within else "")
     sql = _PAIRS.format(
         numbered=_NUMBERED if stage else "", within=_WITHIN if within else "",
-        registered=REGISTRY_ROW_REGISTERED,
+        registered=REGISTRY_ROW_REGISTERED, expired=past_expiry("now()", alias="c."),
         owed="\n          AND " + NOT_YET_ISSUED.format(held=held) if owed else "")
     return _FIRST.format(pairs=sql) if stage else sql
 
