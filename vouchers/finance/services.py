@@ -46,7 +46,7 @@ _VOUCHER_BALANCES = f"""
     SELECT coalesce(sum(balance_krw), 0) FROM vouchers_voucher
     WHERE (%(campaign_id)s::bigint IS NULL OR campaign_id = %(campaign_id)s)
       AND NOT {swept()}
-"""  # noqa: S608
+"""  # noqa: S608  # nosec B608
 _LEDGER_SUM = """
     SELECT coalesce(sum(amount_krw), 0) FROM vouchers_ledgerposting
     WHERE (%(campaign_id)s::bigint IS NULL OR campaign_id = %(campaign_id)s)
