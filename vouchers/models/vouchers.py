@@ -51,9 +51,13 @@ class VoucherQuerySet(models.QuerySet):
 
 
 class Voucher(models.Model):
-    # Not indexed alone: the leading column of the one-per-customer-component constraint.
-    campaign = models.ForeignKey("vouchers.Campaign", on_delete=models.PROTECT, db_index=False)
-    component = models.ForeignKey("vouchers.Component", on_delete=models.PROTECT)
+    # Both references are checked per statement, not per row, by the database
+    # (migration 0010): a row's two foreign-key lookups were half the cost of inserting it.
+    # Not indexed alone: the campaign leads the one-per-customer-component constraint.
+    campaign = models.ForeignKey("vouchers.Campaign", on_delete=models.PROTECT, db_index=False,
+                                 db_constraint=False)
+    component = models.ForeignKey("vouchers.Component", on_delete=models.PROTECT,
+                                  db_index=False, db_constraint=False)
     # The registry customer the voucher was issued for; never changes.
     registry_customer_id = models.BigIntegerField()
     # The holder: the registry customer, or the new account that claimed a closed one's.
