@@ -61,6 +61,7 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from voucher_service.integrity import lock_not_available
 from voucher_service.models import IdempotencyKey
 from voucher_service.problems import PROBLEM_CONTENT_TYPE, ProblemError
 
@@ -68,7 +69,6 @@ HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 # Printable ASCII without spaces, as Stripe accepts (UUIDs, ULIDs, order ids).
 _KEY_FORMAT = re.compile(r"[\x21-\x7e]{1,255}")
-_LOCK_NOT_AVAILABLE = "55P03"
 MIN_TTL_HOURS = 24
 
 IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
@@ -176,7 +176,7 @@ def _wait_for_other_request(cursor, params: dict[str, Any]) -> None:
     try:
         cursor.execute(_WAIT, params)
     except OperationalError as exc:
-        if getattr(exc.__cause__, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
+        if lock_not_available(exc):
             raise ProblemError(
                 status=409, code="idempotency_key_in_use",
                 detail="A request with this idempotency key is still being processed; "

@@ -40,6 +40,7 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 
 from voucher_service.audit import record_event
+from voucher_service.integrity import lock_not_available
 from voucher_service.problems import ProblemError
 from vouchers.eligibility import importing_sql as q
 from vouchers.models import Campaign, RegistryEntry
@@ -52,7 +53,6 @@ MAX_HEADER_BYTES = 4096
 # An import's transactions follow each other within moments (the longest gap is one batch's
 # cache fences), so a lease unrenewed this long belongs to an import that died.
 LEASE_SECONDS = 120
-_LOCK_NOT_AVAILABLE = "55P03"
 
 # (stage, amount done since the last call, stage total or None): "read" counts bytes of
 # the file, "load" counts upsert batches.
@@ -177,7 +177,7 @@ def _campaign_lease(campaign: Campaign) -> Iterator[_Lease]:
             taken = cursor.fetchone() is not None
             cursor.execute("SET LOCAL lock_timeout TO DEFAULT")
     except OperationalError as exc:
-        if getattr(exc.__cause__, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+        if not lock_not_available(exc):
             raise
         taken = False
     if not taken:

@@ -34,10 +34,10 @@ from vouchers.models.vouchers import LIVE_STATUSES
 # exclusively.
 SWEEP_LOCK = (0x5EE9, 1)
 
-SWEPT_THROUGH = ("(SELECT coalesce(max(cutoff), '-infinity') FROM vouchers_expirysweep)")
+_LAST_CUTOFF = "(SELECT coalesce(max(cutoff), '-infinity') FROM vouchers_expirysweep{posted})"
+SWEPT_THROUGH = _LAST_CUTOFF.format(posted="")
 """SQL: the last sweep's cutoff (every live voucher expiring by then has been swept)."""
-_POSTED_THROUGH = ("(SELECT coalesce(max(cutoff), '-infinity') FROM vouchers_expirysweep "
-                   "WHERE posted_at IS NOT NULL)")
+_POSTED_THROUGH = _LAST_CUTOFF.format(posted=" WHERE posted_at IS NOT NULL")
 
 
 _LIVE = ", ".join(f"'{status}'" for status in LIVE_STATUSES)

@@ -41,12 +41,12 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from voucher_service.audit import record_event
+from voucher_service.integrity import lock_not_available
 from vouchers.ledger.posting import literal, posted
 from vouchers.models import Account, ExpirySweep, Reason
 from vouchers.models.expiry import SWEEP_LOCK, SWEPT_THROUGH, live
 
 ACTOR = "system:expiry"
-_LOCK_NOT_AVAILABLE = "55P03"
 
 _RECORD_CUTOFF = f"""
 INSERT INTO vouchers_expirysweep (cutoff, created_at, vouchers, expired_krw)
@@ -115,7 +115,7 @@ def _record_cutoff(cutoff: datetime) -> None:
                 cursor.execute(_RECORD_CUTOFF, {"cutoff": cutoff})
             return
         except OperationalError as exc:
-            if getattr(exc.__cause__, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+            if not lock_not_available(exc):
                 raise
             time.sleep(0.1 * (attempt + 1))
     raise SweepDeferred(f"the sweep lock stayed held by writers; no cutoff at {cutoff}")
