@@ -35,6 +35,7 @@ TOPOLOGY_TESTS := tests/redemption/test_concurrency.py tests/redemption/test_ide
 	tests/redemption/test_checkout_at_once.py tests/foundation/test_routines.py \
 	tests/issuance/test_concurrency.py tests/issuance/test_issuing.py \
 	tests/eligibility/test_claims_concurrency.py tests/eligibility/test_import.py \
+	tests/eligibility/test_import_parallel.py \
 	tests/finance/test_export_formulas.py \
 	tests/finance/test_redemption_reports.py::test_export_has_a_header_and_matches_the_list \
 	tests/finance/test_redemption_reports.py::test_export_of_100k_redemptions_streams_in_flat_memory \

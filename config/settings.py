@@ -220,6 +220,8 @@ SMS_HTTP_URL = env.str("SMS_HTTP_URL", default="")
 SMS_HTTP_TOKEN = env.str("SMS_HTTP_TOKEN", default="")
 
 ISSUANCE_CHUNK_SIZE = env.int("ISSUANCE_CHUNK_SIZE", default=10_000)
+# Connections a registry import types and loads on at once: the database server's cores.
+REGISTRY_IMPORT_CONNECTIONS = env.int("REGISTRY_IMPORT_CONNECTIONS", default=2)
 AUTHORIZATION_TTL_SECONDS = env.int("AUTHORIZATION_TTL_SECONDS", default=7 * 24 * 3600)
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48)
 

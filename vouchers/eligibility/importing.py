@@ -1,11 +1,15 @@
 """Loading a campaign's affected-customer registry from a CSV file, at 33.7M-row scale.
 
-The file is streamed in fixed-size chunks through COPY into a TEMP staging table (memory
-stays flat whatever the file's size), validated and typed in SQL in the same transaction
-(phones normalised and hashed there with pgcrypto, so no phone number crosses into
-Python), then upserted into the registry in batches of short transactions. The SQL and the
-rules it enforces are in ``importing_sql``. No state lives in the database session between
-two transactions, so the import works through a pooler in transaction mode.
+The file is streamed in fixed-size chunks through COPY into an unlogged staging table
+(memory stays flat whatever the file's size), validated and typed in SQL (phones
+normalised and hashed there with pgcrypto, so no phone number crosses into Python), then
+upserted into the registry in batches of short transactions. Typing and upserting are
+CPU work for PostgreSQL, so they run in slices on ``REGISTRY_IMPORT_CONNECTIONS``
+connections at once
+(one thread each), one backend per core; inside a caller's transaction, which only its
+own connection can see, the slices run one after another on that connection. The SQL and
+the rules it enforces are in ``importing_sql``. No state lives in a database session
+between two transactions, so the import works through a pooler in transaction mode.
 
 * A file with any bad line loads nothing, unless ``skip_invalid``: then its good lines
   load and the bad ones are counted and reported. Problems name the line and the rule
@@ -17,18 +21,22 @@ two transactions, so the import works through a pooler in transaction mode.
   changed are fenced after each batch commits.
 * The batches commit one by one: an import that dies half-way leaves some batches loaded,
   and running it again completes it (the same rows compare equal and are skipped).
-* One import per campaign at a time (``RegistryImportLease``, renewed by each of the
-  import's transactions); a second one is refused. The lease of an import that died is
-  taken over once it has gone unrenewed for ``LEASE_SECONDS``.
+* One import per campaign at a time (``RegistryImportLease``, renewed by the import's
+  own transactions and, while slices run, every ``RENEW_SECONDS``); a second one is
+  refused. The lease of an import that died is taken over once it has gone unrenewed for
+  ``LEASE_SECONDS``; a slice commits only while its import holds the lease.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import queue
 import re
+import threading
+import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -53,6 +61,7 @@ MAX_HEADER_BYTES = 4096
 # An import's transactions follow each other within moments (the longest gap is one batch's
 # cache fences), so a lease unrenewed this long belongs to an import that died.
 LEASE_SECONDS = 120
+RENEW_SECONDS = 10
 
 # (stage, amount done since the last call, stage total or None): "read" counts bytes of
 # the file, "load" counts upsert batches.
@@ -138,26 +147,112 @@ class _Lease:
         return {"campaign_id": self.campaign.pk, "holder": self.holder}
 
     @property
+    def raw(self) -> sql.Identifier:
+        return q.raw_table(self.campaign.pk)
+
+    @property
     def rows(self) -> sql.Identifier:
         return q.rows_table(self.campaign.pk)
 
     @contextmanager
     def transaction(self) -> Iterator:
-        """One of the import's transactions: renews the lease first (its row stays locked
-        until COMMIT, so nobody takes it over meanwhile) and last (the COMMIT is when it
-        was last seen alive)."""
+        """One of the import's transactions on the main connection: renews the lease first
+        (its row stays locked until COMMIT, so nobody takes it over meanwhile) and last
+        (the COMMIT is when it was last seen alive)."""
         with transaction.atomic(), connection.cursor() as cursor:
             self._renew(cursor)
             yield cursor
             self._renew(cursor)
 
+    @contextmanager
+    def slice_transaction(self) -> Iterator:
+        """A slice's transaction, one of several at once: checks the lease first (nothing
+        is written for an import that lost it) and holds it shared last, so no takeover
+        comes between the check and the COMMIT. Renewing is the main thread's
+        (``in_slices``): renewals here would queue the slices behind each other."""
+        with transaction.atomic(), connection.cursor() as cursor:
+            self._hold(cursor)
+            yield cursor
+            self._hold(cursor)
+
+    def in_slices(self, work: Callable[[object], object], items: Sequence,
+                  done: Callable[[object], None]) -> None:
+        """Runs ``work`` on each item, on up to ``REGISTRY_IMPORT_CONNECTIONS`` threads
+        with a connection each, and passes each result to ``done`` in this thread as it
+        comes. The first failure stops the slices not started and is raised once the
+        others have ended."""
+        renewed = time.monotonic()
+        connections = min(settings.REGISTRY_IMPORT_CONNECTIONS, len(items))
+        if connection.in_atomic_block or connections < 2:
+            for item in items:
+                done(work(item))
+                renewed = self._keep_alive(renewed)
+            return
+        pending: queue.SimpleQueue = queue.SimpleQueue()
+        for item in items:
+            pending.put(item)
+        results: queue.SimpleQueue = queue.SimpleQueue()
+        stop = threading.Event()
+
+        def slices() -> None:
+            try:
+                while not stop.is_set():
+                    try:
+                        item = pending.get_nowait()
+                    except queue.Empty:
+                        return
+                    results.put((True, work(item)))
+            except BaseException as exc:  # handed to the main thread, which raises it
+                stop.set()
+                results.put((False, exc))
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=slices, name=f"registry-import-{n}", daemon=True)
+                   for n in range(connections)]
+        for thread in threads:
+            thread.start()
+        try:
+            for _ in items:
+                while True:
+                    try:
+                        ok, value = results.get(timeout=RENEW_SECONDS)
+                        break
+                    except queue.Empty:
+                        renewed = self._keep_alive(renewed)
+                if not ok:
+                    raise value
+                done(value)
+                renewed = self._keep_alive(renewed)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+
+    def _keep_alive(self, renewed: float) -> float:
+        """Renews the lease if the last renewal is ``RENEW_SECONDS`` old; returns when it
+        was last renewed."""
+        if time.monotonic() - renewed < RENEW_SECONDS:
+            return renewed
+        with transaction.atomic(), connection.cursor() as cursor:
+            self._renew(cursor)
+        return time.monotonic()
+
     def _renew(self, cursor) -> None:
         cursor.execute(q.RENEW_LEASE, self.params)
         if cursor.rowcount != 1:
-            raise ProblemError(
-                status=409, code="import_in_progress",
-                detail=f"Another registry import for {self.campaign.slug} took this one's "
-                       "place (this one went unrenewed too long); run it again.")
+            raise self._taken_over()
+
+    def _hold(self, cursor) -> None:
+        cursor.execute(q.HOLD_LEASE, self.params)
+        if cursor.fetchone() is None:
+            raise self._taken_over()
+
+    def _taken_over(self) -> ProblemError:
+        return ProblemError(
+            status=409, code="import_in_progress",
+            detail=f"Another registry import for {self.campaign.slug} took this one's "
+                   "place (this one went unrenewed too long); run it again.")
 
 
 def _in_progress(campaign: Campaign) -> ProblemError:
@@ -167,8 +262,8 @@ def _in_progress(campaign: Campaign) -> ProblemError:
 
 @contextmanager
 def _campaign_lease(campaign: Campaign) -> Iterator[_Lease]:
-    """Holds the campaign's import lease; on the way out, drops the typed rows and gives
-    the lease back, unless another import has taken both over meanwhile."""
+    """Holds the campaign's import lease; on the way out, drops the staging tables and
+    gives the lease back, unless another import has taken all three over meanwhile."""
     lease = _Lease(campaign=campaign, holder=uuid.uuid4())
     try:
         with transaction.atomic(), connection.cursor() as cursor:
@@ -188,7 +283,7 @@ def _campaign_lease(campaign: Campaign) -> Iterator[_Lease]:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(q.RELEASE_LEASE, lease.params)
             if cursor.rowcount == 1:
-                cursor.execute(q.drop_rows(lease.rows))
+                cursor.execute(q.drop_tables(lease.raw, lease.rows))
 
 
 def _read_header(source: BinaryIO) -> list[str]:
@@ -214,22 +309,19 @@ _COPY_LINE = re.compile(r"\bline (\d+)")
 
 def _stage(lease: _Lease, source: BinaryIO, header: list[str], report: Progress
            ) -> tuple[str, int, int, int]:
-    """One transaction: streams the rest of the file into the raw table, types every line
-    into the rows table and drops the raw one. Returns the file's SHA-256, the number of
-    lines and of invalid ones, and the rows table's heap pages."""
+    """Streams the rest of the file into the raw table (one transaction), types its lines
+    into the rows table (in slices, on several connections at once), then drops the raw
+    table and marks the duplicates. Returns the file's SHA-256, the number of lines and of
+    invalid ones, and the rows table's heap pages."""
     try:
         with lease.transaction() as cursor:
-            cursor.execute(q.drop_rows(lease.rows))  # left by an import that died
-            cursor.execute(q.create_timestamp_parser(settings.TIME_ZONE))
-            cursor.execute(q.CREATE_RAW)
-            digest = _copy(cursor, source, header, report)
-            cursor.execute(q.WORK_MEM)
-            cursor.execute(q.type_rows(lease.rows), {"key": settings.PHONE_HASH_KEY})
-            cursor.execute(q.DROP_RAW)
-            cursor.execute(q.DROP_TIMESTAMP_PARSER)
-            cursor.execute(q.mark_duplicates(lease.rows))
-            cursor.execute(q.count_rows(lease.rows))
-            rows, invalid, pages = cursor.fetchone()
+            cursor.execute(q.drop_tables(lease.raw, lease.rows))  # left by an import that died
+            cursor.execute(q.create_raw(lease.raw))
+            digest = _copy(cursor, lease.raw, source, header, report)
+            cursor.execute(q.heap_pages(lease.raw))
+            (raw_pages,) = cursor.fetchone()
+            with _timestamp_parser(cursor):
+                cursor.execute(q.create_rows(lease.rows, lease.raw), _typing(0, 0))
     except (pg_errors.BadCopyFileFormat, pg_errors.CharacterNotInRepertoire,
             pg_errors.UntranslatableCharacter) as exc:
         # PostgreSQL's message quotes the line; only its number is passed on.
@@ -238,14 +330,41 @@ def _stage(lease: _Lease, source: BinaryIO, header: list[str], report: Progress
         what = ("is not valid UTF-8" if isinstance(exc, pg_errors.CharacterNotInRepertoire)
                 else f"is not a CSV row of the header's {len(header)} columns")
         raise RegistryFileRejected(f"{where} {what}; nothing was loaded.") from None
+
+    def type_slice(pages: tuple[int, int]) -> None:
+        with lease.slice_transaction() as cursor, _timestamp_parser(cursor):
+            cursor.execute(q.type_rows(lease.rows, lease.raw), _typing(*pages))
+
+    # Equal slices, one per connection; the last one runs to the end of the table.
+    step = -(-max(raw_pages, 1) // max(settings.REGISTRY_IMPORT_CONNECTIONS, 1))
+    slices = [(lo, lo + step) for lo in range(0, max(raw_pages, 1), step)]
+    lease.in_slices(type_slice, slices, lambda _: None)
+    with lease.transaction() as cursor:
+        cursor.execute(q.drop_tables(lease.raw))
+        cursor.execute(q.WORK_MEM)
+        cursor.execute(q.mark_duplicates(lease.rows))
+        cursor.execute(q.count_rows(lease.rows))
+        rows, invalid, pages = cursor.fetchone()
     return digest, rows, invalid, pages
 
 
-def _copy(cursor, source: BinaryIO, header: list[str], report: Progress) -> str:
+def _typing(lo: int, hi: int) -> dict:
+    return {"key": settings.PHONE_HASH_KEY, "lo": f"({lo},0)", "hi": f"({hi},0)"}
+
+
+@contextmanager
+def _timestamp_parser(cursor) -> Iterator[None]:
+    cursor.execute(q.create_timestamp_parser(settings.TIME_ZONE))
+    yield
+    cursor.execute(q.DROP_TIMESTAMP_PARSER)
+
+
+def _copy(cursor, raw: sql.Identifier, source: BinaryIO, header: list[str],
+          report: Progress) -> str:
     """Streams the rest of the file into the raw table; returns the file's SHA-256."""
     digest = hashlib.sha256()
     total = _remaining_bytes(source)
-    with cursor.copy(q.copy_raw(header)) as copy:
+    with cursor.copy(q.copy_raw(raw, header)) as copy:
         while chunk := source.read(CHUNK_BYTES):
             digest.update(chunk)
             copy.write(chunk)
@@ -272,23 +391,31 @@ def _first_problems(lease: _Lease, limit: int) -> tuple[LineProblem, ...]:
 
 def _upsert(lease: _Lease, campaign: Campaign, pages: int, report: Progress, *,
             exposed: bool) -> tuple[int, int]:
+    """The good rows into the registry, a batch of heap pages per transaction, on several
+    connections at once (the batches hold distinct customers: duplicates are refused)."""
     statement = q.upsert_batch(RegistryEntry._meta.db_table, lease.rows, exposed=exposed)
     imported_at = timezone.now()
     batches = range(0, pages, BATCH_PAGES)
-    inserted = updated = 0
-    for lo in batches:
+    counts = [0, 0]
+
+    def load(lo: int) -> tuple[int, int]:
         # Answers are cached only once eligibility is open: before that, no fences needed.
         opened = timezone.now() >= campaign.eligibility_opens_at
-        with lease.transaction() as cursor:
+        with lease.slice_transaction() as cursor:
             cursor.execute(q.WORK_MEM)
             cursor.execute(statement, {
                 "campaign_id": campaign.pk, "imported_at": imported_at, "changed_ids": opened,
                 "lo": f"({lo},0)", "hi": f"({lo + BATCH_PAGES},0)",
             })
-            batch_inserted, batch_updated, changed = cursor.fetchone()
+            inserted, updated, changed = cursor.fetchone()
             if changed:
                 customers_changed(campaign_id=campaign.pk, customer_ids=changed)
-        inserted += batch_inserted
-        updated += batch_updated
+        return inserted, updated
+
+    def loaded(batch: tuple[int, int]) -> None:
+        counts[0] += batch[0]
+        counts[1] += batch[1]
         report("load", 1, len(batches))
-    return inserted, updated
+
+    lease.in_slices(load, batches, loaded)
+    return counts[0], counts[1]

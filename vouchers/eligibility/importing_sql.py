@@ -1,22 +1,22 @@
 """The SQL of the registry import: staging, validation and the upsert, all set-based.
 
-Two staging tables, neither of them written to the WAL:
+Two staging tables per campaign, neither of them written to the WAL (UNLOGGED), both
+dropped by the import as soon as it is done with them; one left by an import that died is
+dropped by the next import of the campaign (the import's lease allows one per campaign).
+They are ordinary tables rather than TEMP ones so that the import's other connections can
+read them (it types and loads on several at once) and so that no session state outlives
+a transaction (the import works through a pooler in transaction mode):
 
-``registry_import_raw``
+``registry_import_raw_<campaign id>``
     the file as COPY delivered it, every field text, plus the line number. ``line`` is an
     identity column starting at 2 (line 1 is the header): COPY inserts rows in file order,
-    so it is the line of the row in any file without line breaks inside quoted fields. A
-    TEMP table dropped at the COMMIT of the one transaction that loads and types it, so it
-    holds no session state a pooler in transaction mode would lose: raw phone numbers
-    exist only on the database server, in one session's temporary files, until the typed
-    rows are built.
+    so it is the line of the row in any file without line breaks inside quoted fields. It
+    lives from the COPY's commit until the rows are typed: raw phone numbers exist only
+    on the database server, in a table that is not in the WAL (so not in backups or
+    replicas) and that a crash empties.
 ``registry_import_rows_<campaign id>``
     one typed row per line, with the phone already reduced to its keyed hash; a line's
-    problem (``PROBLEM``) is derived from its columns. An UNLOGGED table, since the upsert
-    batches that read it are transactions of their own (on whatever server connection a
-    pooler gives them); one per campaign, as the import's lease allows one import per
-    campaign. The import drops it when it ends; one left by an import that died is
-    dropped by the next import of the campaign.
+    problem (``PROBLEM``) is derived from its columns. The upsert batches read it.
 
 Rules (documented for operators in the command's help):
 
@@ -42,7 +42,6 @@ from psycopg import sql
 from voucher_service.phones import phone_normal_form_sql
 from vouchers.models.registry import EXPOSED_BITS
 
-RAW_TABLE = sql.Identifier("registry_import_raw")
 COLUMNS = ("customer_id", "account_status", "account_closed_at", "phone")
 OPTIONAL_COLUMNS = ("exposed",)
 
@@ -59,30 +58,45 @@ PROBLEMS = {
     "duplicate_customer_id": "customer_id appears on more than one line of the file",
 }
 
-CREATE_RAW = sql.SQL("""
-CREATE TEMP TABLE {raw} (
+_CREATE_RAW = sql.SQL("""
+CREATE UNLOGGED TABLE {raw} (
     line bigint GENERATED ALWAYS AS IDENTITY (START WITH 2),
     customer_id text, account_status text, account_closed_at text, phone text, exposed text
-) ON COMMIT DROP
-""").format(raw=RAW_TABLE)
+)
+""")
+
+
+def raw_table(campaign_id: int) -> sql.Identifier:
+    return sql.Identifier(f"registry_import_raw_{int(campaign_id)}")
 
 
 def rows_table(campaign_id: int) -> sql.Identifier:
     return sql.Identifier(f"registry_import_rows_{int(campaign_id)}")
 
 
-def copy_raw(header: list[str]) -> sql.Composed:
+def create_raw(raw: sql.Identifier) -> sql.Composed:
+    return _CREATE_RAW.format(raw=raw)
+
+
+def copy_raw(raw: sql.Identifier, header: list[str]) -> sql.Composed:
     """COPY into the raw table, its columns in the order the file's header names them."""
     return sql.SQL("COPY {raw} ({columns}) FROM STDIN (FORMAT csv)").format(
-        raw=RAW_TABLE, columns=sql.SQL(", ").join(map(sql.Identifier, header))
+        raw=raw, columns=sql.SQL(", ").join(map(sql.Identifier, header))
     )
+
+
+def heap_pages(table: sql.Identifier) -> sql.Composed:
+    return sql.SQL("SELECT pg_relation_size({name}::regclass) / "
+                   "current_setting('block_size')::int").format(
+        name=sql.Literal(table.as_string()))
 
 
 # PostgreSQL's own timestamp parser decides validity ("2025-02-30" is refused); the regular
 # expression in TYPE_ROWS first limits it to ISO 8601 shapes (no "today", no "epoch"). The
 # function's own SET reads a value without an offset in the display zone and restores the
 # session's zone on return: a session zone changed under Django would skew its datetimes.
-# Created and dropped in the transaction that types the rows.
+# Created and dropped in each transaction that types rows (a pg_temp function is the
+# session's own).
 def create_timestamp_parser(zone: str) -> sql.Composed:
     return sql.SQL("""
 CREATE OR REPLACE FUNCTION pg_temp.registry_import_timestamptz(value text)
@@ -102,24 +116,27 @@ _ISO_8601 = (
     r"([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)?$"
 )
 
-# One pass over the raw lines. Every costly expression appears once in the select list:
+# One pass over a slice of the raw lines (heap pages [lo, hi): a TID range scan, so the
+# slices need no index and the import types them on several connections at once). Every
+# costly expression appears once in the select list:
 # PostgreSQL would evaluate a repeated one again for every mention, so the problem of a
 # line is not computed here but derived later from the stored columns (``PROBLEM``). The
 # customer id is checked with string functions rather than a regular expression, and its
 # cast runs only where the checks passed, so a bad value becomes NULL, never an error.
 # ``exposed`` is the sum of its kinds' bits, or NULL where a part is no kind (an empty
 # part included): a subquery per line, which splits the value once (~1 us a line), where
-# an expression per kind would split it again for each mention (~5 us).
-_TYPE_ROWS = sql.SQL("""
-CREATE UNLOGGED TABLE {rows} AS
+# an expression per kind would split it again for each mention (~5 us); an empty or
+# missing value is nothing known, without the subquery (~2 us a line).
+_TYPED = sql.SQL("""
 WITH cleaned AS (
     SELECT line,
            btrim(customer_id) AS customer_id,
            lower(btrim(account_status)) AS account_status,
            nullif(btrim(account_closed_at), '') AS closed_text,
            phone,
-           lower(replace(exposed, ' ', '')) AS exposed_text
+           nullif(lower(replace(exposed, ' ', '')), '') AS exposed_text
     FROM {raw}
+    WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid
 )
 SELECT line,
        CASE WHEN length(customer_id) BETWEEN 1 AND 19
@@ -133,21 +150,35 @@ SELECT line,
             THEN pg_temp.registry_import_timestamptz(closed_text) END AS account_closed_at,
        coalesce(btrim(phone), '') <> '' AS phone_given,
        hmac({phone_normal_form}, %(key)s, 'sha256') AS phone_hash,
-       (SELECT CASE WHEN count(*) = count(k.bit) THEN coalesce(bit_or(k.bit), 0) END
-        FROM unnest(string_to_array(exposed_text, '|')) AS part(kind)
-        LEFT JOIN (VALUES {kinds}) AS k(kind, bit) USING (kind))::smallint AS exposed,
+       CASE WHEN exposed_text IS NULL THEN 0 ELSE
+           (SELECT CASE WHEN count(*) = count(k.bit) THEN coalesce(bit_or(k.bit), 0) END
+            FROM unnest(string_to_array(exposed_text, '|')) AS part(kind)
+            LEFT JOIN (VALUES {kinds}) AS k(kind, bit) USING (kind))
+       END::smallint AS exposed,
        false AS duplicate
 FROM cleaned
 """)
 
 
-def type_rows(rows: sql.Identifier) -> sql.Composed:
-    return _TYPE_ROWS.format(
-        rows=rows, raw=RAW_TABLE, iso_8601=sql.Literal(_ISO_8601),
+def _typed(raw: sql.Identifier) -> sql.Composed:
+    return _TYPED.format(
+        raw=raw, iso_8601=sql.Literal(_ISO_8601),
         phone_normal_form=sql.SQL(phone_normal_form_sql("phone")),
         kinds=sql.SQL(", ").join(sql.SQL("({}, {})").format(sql.Literal(kind.value), bit)
                                  for kind, bit in EXPOSED_BITS.items()),
     )
+
+
+def create_rows(rows: sql.Identifier, raw: sql.Identifier) -> sql.Composed:
+    """The empty rows table, its columns those of the typing query (needs the timestamp
+    parser and the statement's parameters, though it reads no row)."""
+    return sql.SQL("CREATE UNLOGGED TABLE {rows} AS {typed} WITH NO DATA").format(
+        rows=rows, typed=_typed(raw))
+
+
+def type_rows(rows: sql.Identifier, raw: sql.Identifier) -> sql.Composed:
+    """Types the raw lines on heap pages [%(lo)s, %(hi)s) into the rows table."""
+    return sql.SQL("INSERT INTO {rows} {typed}").format(rows=rows, typed=_typed(raw))
 
 
 # The first problem of a typed line, or NULL for a good one (cheap: stored columns only).
@@ -203,11 +234,12 @@ WHERE problem IS NOT NULL ORDER BY line LIMIT %(limit)s
 def first_problems(rows: sql.Identifier) -> sql.Composed:
     return _FIRST_PROBLEMS.format(rows=rows, problem=PROBLEM)
 
-# One batch: the good rows on heap pages [lo, hi) of the rows table (a TID range scan, so
-# batches need no index), in customer-id order (index locality, and concurrent writers lock
-# registry rows in one order). A row that exists is rewritten only where something changed,
-# so importing the same file again writes nothing. Vouchers are another table: untouched.
-# With ``changed_ids`` the ids written come back too, for the eligibility cache.
+# One batch: the good rows on heap pages [lo, hi) of the rows table, in customer-id order
+# (index locality, and concurrent writers lock registry rows in one order). Batches run
+# on several connections at once; they hold distinct customers (duplicates are refused).
+# A row that exists is rewritten only where something changed, so importing the same file
+# again writes nothing. Vouchers are another table: untouched. With ``changed_ids`` the
+# ids written come back too, for the eligibility cache.
 UPSERT_BATCH = sql.SQL("""
 WITH upserted AS (
     INSERT INTO {registry} AS r (campaign_id, customer_id, {columns}, imported_at)
@@ -244,12 +276,11 @@ def upsert_batch(registry_table: str, rows: sql.Identifier, *, exposed: bool
 # For the transaction only: the duplicate check's hash and each batch's sort stay in memory.
 WORK_MEM = sql.SQL("SELECT set_config('work_mem', '256MB', true)")
 
-DROP_RAW = sql.SQL("DROP TABLE {raw}").format(raw=RAW_TABLE)
 DROP_TIMESTAMP_PARSER = sql.SQL("DROP FUNCTION pg_temp.registry_import_timestamptz(text)")
 
 
-def drop_rows(rows: sql.Identifier) -> sql.Composed:
-    return sql.SQL("DROP TABLE IF EXISTS {rows}").format(rows=rows)
+def drop_tables(*tables: sql.Identifier) -> sql.Composed:
+    return sql.SQL("DROP TABLE IF EXISTS {}").format(sql.SQL(", ").join(tables))
 
 
 # The campaign's import lease (``RegistryImportLease``). Taken when free or unrenewed for
@@ -263,7 +294,14 @@ SET holder = EXCLUDED.holder, renewed_at = EXCLUDED.renewed_at
 WHERE l.renewed_at < clock_timestamp() - %(stale)s * interval '1 second'
 RETURNING holder
 """
-# No row: another import took the lease over (this one went unrenewed too long).
+# No row: another import took the lease over (this one went unrenewed too long). HOLD_LEASE
+# checks the same without renewing; FOR SHARE keeps a takeover out until the COMMIT, and
+# the import's other transactions share it.
+HOLD_LEASE = """
+SELECT 1 FROM eligibility_registryimportlease
+WHERE campaign_id = %(campaign_id)s AND holder = %(holder)s
+FOR SHARE
+"""
 RENEW_LEASE = """
 UPDATE eligibility_registryimportlease SET renewed_at = clock_timestamp()
 WHERE campaign_id = %(campaign_id)s AND holder = %(holder)s

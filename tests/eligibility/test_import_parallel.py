@@ -1,0 +1,117 @@
+"""The import's slices on several connections at once (real threads, real connections,
+committed transactions): every line typed and loaded once, duplicates found across
+slices, a failure in one slice raised, and a lease taken over stopping them all."""
+
+from __future__ import annotations
+
+import io
+import threading
+import uuid
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from voucher_service.phones import phone_hash
+from voucher_service.problems import ProblemError
+from vouchers.eligibility import importing
+from vouchers.eligibility.importing import import_registry
+from vouchers.eligibility.models import RegistryImportLease
+from vouchers.models import RegistryEntry
+
+pytestmark = pytest.mark.django_db(transaction=True)
+HEADER = "customer_id,account_status,account_closed_at,phone"
+LINES = 6000
+
+
+@pytest.fixture
+def campaign(make_campaign):
+    return make_campaign(slug="parallel")
+
+
+@pytest.fixture(autouse=True)
+def two_connections(settings, monkeypatch):
+    settings.REGISTRY_IMPORT_CONNECTIONS = 2
+    monkeypatch.setattr(importing, "BATCH_PAGES", 4)
+
+
+def source(lines: list[str]) -> io.BytesIO:
+    return io.BytesIO(("\n".join([HEADER, *lines]) + "\n").encode())
+
+
+def line(cid: int) -> str:
+    if cid % 7 == 0:
+        return f"{cid},closed,2025-11-30 10:00,010-{cid // 10_000:04d}-{cid % 10_000:04d}"
+    return f"{cid},active,,+82 10 {cid // 10_000:04d} {cid % 10_000:04d}"
+
+
+def test_every_line_is_typed_and_loaded_once_across_slices(campaign):
+    lines = [line(cid) for cid in range(1, LINES + 1)]
+    # The first and the last line share an id: one slice each, both refused. A bad phone
+    # in each half.
+    lines[-1] = "1,active,,"
+    lines[1000] = "1001,active,,010-12"
+    lines[5000] = "5001,active,,999"
+    result = import_registry(campaign=campaign, source=source(lines), actor="test",
+                             skip_invalid=True)
+    assert (result.rows, result.invalid, result.inserted) == (LINES, 4, LINES - 4)
+    assert [str(p) for p in result.problems] == [
+        "line 2: customer_id appears on more than one line of the file",
+        "line 1002: phone is not a Korean mobile number",
+        "line 5002: phone is not a Korean mobile number",
+        f"line {LINES + 1}: customer_id appears on more than one line of the file",
+    ]
+    stored = dict(RegistryEntry.objects.filter(campaign=campaign)
+                  .values_list("customer_id", "phone_hash"))
+    assert sorted(stored) == [cid for cid in range(2, LINES) if cid not in (1001, 5001)]
+    for cid in (2, 7, 3000, 5999):
+        phone = line(cid).split(",")[3]
+        assert bytes(stored[cid]) == phone_hash(phone, key=settings.PHONE_HASH_KEY)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s), to_regclass(%s)",
+                       [f"registry_import_raw_{campaign.pk}",
+                        f"registry_import_rows_{campaign.pk}"])
+        assert cursor.fetchone() == (None, None)
+
+
+def test_slices_run_on_their_own_connections_and_a_failure_is_raised(campaign):
+    lease = importing._Lease(campaign=campaign, holder=uuid.uuid4())
+    seen: list[tuple[str, int]] = []
+
+    def work(item: int) -> tuple[str, int]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_sleep(0.05)")
+        return threading.current_thread().name, id(connection.connection)
+
+    lease.in_slices(work, range(8), seen.append)
+    assert len(seen) == 8
+    assert len({name for name, _ in seen}) == 2 and len({conn for _, conn in seen}) == 2
+
+    def fails_on_three(item: int) -> int:
+        if item == 3:
+            raise ValueError("slice three")
+        return item
+
+    done: list[int] = []
+    with pytest.raises(ValueError, match="slice three"):
+        lease.in_slices(fails_on_three, range(50), done.append)
+    assert 3 not in done and len(done) < 50
+
+
+def test_a_lease_taken_over_stops_every_slice(campaign):
+    """Another import takes the lease over after the first batch commits: the batches
+    still running or not yet started write nothing, the import fails, and the typed rows
+    (the new holder's now) stay."""
+    successor = uuid.uuid4()
+
+    def take_over(stage, done, total):
+        if stage == "load":
+            RegistryImportLease.objects.filter(campaign=campaign).update(holder=successor)
+
+    with pytest.raises(ProblemError) as caught:
+        import_registry(campaign=campaign, source=source([line(c) for c in range(1, LINES)]),
+                        actor="test", progress=take_over)
+    assert caught.value.code == "import_in_progress"
+    loaded = RegistryEntry.objects.filter(campaign=campaign).count()
+    assert 0 < loaded < LINES // 2
+    assert RegistryImportLease.objects.get(campaign=campaign).holder == successor
