@@ -115,3 +115,26 @@ def test_a_lease_taken_over_stops_every_slice(campaign):
     loaded = RegistryEntry.objects.filter(campaign=campaign).count()
     assert 0 < loaded < LINES // 2
     assert RegistryImportLease.objects.get(campaign=campaign).holder == successor
+
+
+def test_the_lease_is_renewed_while_slices_run(campaign, monkeypatch):
+    """The main thread renews the lease every RENEW_SECONDS while the slices' transactions
+    are open: a slice holding the lease's row locked for its whole transaction would keep
+    every renewal waiting until the last slice ends, and the lease of a long import would
+    go stale under it."""
+    monkeypatch.setattr(importing, "RENEW_SECONDS", 0.1)
+    seen: list = []
+
+    def slow_slice(item: int):
+        with lease.slice_transaction() as cursor:
+            cursor.execute("SELECT renewed_at FROM eligibility_registryimportlease "
+                           "WHERE campaign_id = %s", [campaign.pk])
+            renewed_at = cursor.fetchone()[0]
+            # The first slice is shorter: the two threads' transactions overlap throughout.
+            cursor.execute("SELECT pg_sleep(%s)", [0.15 if item == 0 else 0.3])
+        return renewed_at
+
+    with importing._campaign_lease(campaign) as lease:
+        lease.in_slices(slow_slice, range(8), seen.append)
+    assert len(seen) == 8
+    assert len(set(seen)) >= 3, seen

@@ -168,12 +168,12 @@ class _Lease:
     def slice_transaction(self) -> Iterator:
         """A slice's transaction, one of several at once: checks the lease first (nothing
         is written for an import that lost it) and holds it shared last, so no takeover
-        comes between the check and the COMMIT. Renewing is the main thread's
+        comes between that check and the COMMIT. Renewing is the main thread's
         (``in_slices``): renewals here would queue the slices behind each other."""
         with transaction.atomic(), connection.cursor() as cursor:
-            self._hold(cursor)
+            self._check(cursor, q.CHECK_LEASE)
             yield cursor
-            self._hold(cursor)
+            self._check(cursor, q.HOLD_LEASE)
 
     def in_slices(self, work: Callable[[object], object], items: Sequence,
                   done: Callable[[object], None]) -> None:
@@ -243,8 +243,8 @@ class _Lease:
         if cursor.rowcount != 1:
             raise self._taken_over()
 
-    def _hold(self, cursor) -> None:
-        cursor.execute(q.HOLD_LEASE, self.params)
+    def _check(self, cursor, statement: str) -> None:
+        cursor.execute(statement, self.params)
         if cursor.fetchone() is None:
             raise self._taken_over()
 
@@ -258,6 +258,30 @@ class _Lease:
 def _in_progress(campaign: Campaign) -> ProblemError:
     return ProblemError(status=409, code="import_in_progress",
                         detail=f"A registry import for {campaign.slug} is running.")
+
+
+def drop_abandoned_staging() -> list[int]:
+    """Drops the staging tables that imports which died left behind, once their lease has
+    gone unrenewed for ``LEASE_SECONDS`` (as the next import of the campaign would): the
+    raw lines hold phone numbers, which must not wait for that import. Tables of a
+    running import stay. Returns the campaigns whose tables were dropped."""
+    with connection.cursor() as cursor:
+        cursor.execute(q.STAGED_CAMPAIGNS)
+        staged = {campaign_id for (campaign_id,) in cursor.fetchall()}
+    dropped = []
+    for campaign in Campaign.objects.filter(pk__in=staged):
+        try:
+            with _campaign_lease(campaign):
+                pass  # taken: the import is dead; giving the lease back drops its tables
+        except ProblemError:
+            continue  # the import is running
+        dropped.append(campaign.pk)
+    with connection.cursor() as cursor:
+        for campaign_id in staged - set(Campaign.objects.filter(pk__in=staged)
+                                        .values_list("pk", flat=True)):
+            cursor.execute(q.drop_tables(q.raw_table(campaign_id), q.rows_table(campaign_id)))
+            dropped.append(campaign_id)
+    return dropped
 
 
 @contextmanager

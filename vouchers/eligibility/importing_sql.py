@@ -283,6 +283,15 @@ def drop_tables(*tables: sql.Identifier) -> sql.Composed:
     return sql.SQL("DROP TABLE IF EXISTS {}").format(sql.SQL(", ").join(tables))
 
 
+# The campaigns that have staging tables (of a running import, or of one that died).
+STAGED_CAMPAIGNS = r"""
+SELECT DISTINCT substring(relname FROM '^registry_import_(?:raw|rows)_(\d+)$')::bigint
+FROM pg_class
+WHERE relkind = 'r' AND relnamespace = current_schema()::regnamespace
+  AND relname ~ '^registry_import_(raw|rows)_\d+$'
+"""
+
+
 # The campaign's import lease (``RegistryImportLease``). Taken when free or unrenewed for
 # %(stale)s seconds; a row locked by a transaction of the running import is not waited for
 # long (the caller sets a short lock_timeout): that import is alive.
@@ -294,14 +303,16 @@ SET holder = EXCLUDED.holder, renewed_at = EXCLUDED.renewed_at
 WHERE l.renewed_at < clock_timestamp() - %(stale)s * interval '1 second'
 RETURNING holder
 """
-# No row: another import took the lease over (this one went unrenewed too long). HOLD_LEASE
-# checks the same without renewing; FOR SHARE keeps a takeover out until the COMMIT, and
-# the import's other transactions share it.
-HOLD_LEASE = """
+# No row: another import took the lease over (this one went unrenewed too long). CHECK_LEASE
+# checks the same without renewing or locking; HOLD_LEASE also locks the row FOR SHARE,
+# which keeps a takeover out until the COMMIT and which the import's other transactions
+# share (taken as a transaction's last step only: held longer, it would keep the
+# renewal, an UPDATE, waiting as long as any slice runs).
+CHECK_LEASE = """
 SELECT 1 FROM eligibility_registryimportlease
 WHERE campaign_id = %(campaign_id)s AND holder = %(holder)s
-FOR SHARE
 """
+HOLD_LEASE = CHECK_LEASE + "FOR SHARE\n"
 RENEW_LEASE = """
 UPDATE eligibility_registryimportlease SET renewed_at = clock_timestamp()
 WHERE campaign_id = %(campaign_id)s AND holder = %(holder)s

@@ -6,4 +6,9 @@ BEAT_SCHEDULE: dict = {
         "task": "eligibility.sweep_claim_outbox",
         "schedule": 60.0,
     },
+    # Staging tables (raw phone numbers among them) of registry imports that died.
+    "eligibility-drop-abandoned-imports": {
+        "task": "eligibility.drop_abandoned_imports",
+        "schedule": 600.0,
+    },
 }

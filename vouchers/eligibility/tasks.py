@@ -1,4 +1,5 @@
-"""Celery entry points of eligibility: the claim code's SMS delivery and its sweep."""
+"""Celery entry points of eligibility: the claim code's SMS delivery and its sweep; the
+staging tables of registry imports that died."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from uuid import UUID
 
 from celery import shared_task
 
-from vouchers.eligibility import sms
+from vouchers.eligibility import importing, sms
 
 
 @shared_task(name="eligibility.deliver_claim_code", acks_late=True)
@@ -17,3 +18,8 @@ def deliver_claim_code(challenge_id: str) -> bool:
 @shared_task(name="eligibility.sweep_claim_outbox", acks_late=True)
 def sweep_claim_outbox() -> int:
     return sms.sweep()
+
+
+@shared_task(name="eligibility.drop_abandoned_imports", acks_late=True)
+def drop_abandoned_imports() -> list[int]:
+    return importing.drop_abandoned_staging()
