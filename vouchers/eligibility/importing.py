@@ -268,8 +268,9 @@ def drop_abandoned_staging() -> list[int]:
     with connection.cursor() as cursor:
         cursor.execute(q.STAGED_CAMPAIGNS)
         staged = {campaign_id for (campaign_id,) in cursor.fetchall()}
+    campaigns = Campaign.objects.filter(pk__in=staged)
     dropped = []
-    for campaign in Campaign.objects.filter(pk__in=staged):
+    for campaign in campaigns:
         try:
             with _campaign_lease(campaign):
                 pass  # taken: the import is dead; giving the lease back drops its tables
@@ -277,8 +278,7 @@ def drop_abandoned_staging() -> list[int]:
             continue  # the import is running
         dropped.append(campaign.pk)
     with connection.cursor() as cursor:
-        for campaign_id in staged - set(Campaign.objects.filter(pk__in=staged)
-                                        .values_list("pk", flat=True)):
+        for campaign_id in staged - {campaign.pk for campaign in campaigns}:
             cursor.execute(q.drop_tables(q.raw_table(campaign_id), q.rows_table(campaign_id)))
             dropped.append(campaign_id)
     return dropped
@@ -368,7 +368,9 @@ def _stage(lease: _Lease, source: BinaryIO, header: list[str], report: Progress
         cursor.execute(q.WORK_MEM)
         cursor.execute(q.mark_duplicates(lease.rows))
         cursor.execute(q.count_rows(lease.rows))
-        rows, invalid, pages = cursor.fetchone()
+        rows, invalid = cursor.fetchone()
+        cursor.execute(q.heap_pages(lease.rows))
+        (pages,) = cursor.fetchone()
     return digest, rows, invalid, pages
 
 

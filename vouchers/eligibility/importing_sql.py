@@ -214,14 +214,12 @@ def mark_duplicates(rows: sql.Identifier) -> sql.Composed:
 
 
 _COUNT_ROWS = sql.SQL("""
-SELECT count(*), count(*) FILTER (WHERE ({problem}) IS NOT NULL),
-       pg_relation_size({name}::regclass) / current_setting('block_size')::int
-FROM {rows}
+SELECT count(*), count(*) FILTER (WHERE ({problem}) IS NOT NULL) FROM {rows}
 """)
 
 
 def count_rows(rows: sql.Identifier) -> sql.Composed:
-    return _COUNT_ROWS.format(rows=rows, problem=PROBLEM, name=sql.Literal(rows.as_string()))
+    return _COUNT_ROWS.format(rows=rows, problem=PROBLEM)
 
 
 _FIRST_PROBLEMS = sql.SQL("""
