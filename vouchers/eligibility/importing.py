@@ -374,8 +374,13 @@ def _stage(lease: _Lease, source: BinaryIO, header: list[str], report: Progress
     return digest, rows, invalid, pages
 
 
+def _pages(lo: int, hi: int) -> dict:
+    """The parameters of a statement reading heap pages [lo, hi) by TID range."""
+    return {"lo": f"({lo},0)", "hi": f"({hi},0)"}
+
+
 def _typing(lo: int, hi: int) -> dict:
-    return {"key": settings.PHONE_HASH_KEY, "lo": f"({lo},0)", "hi": f"({hi},0)"}
+    return {"key": settings.PHONE_HASH_KEY, **_pages(lo, hi)}
 
 
 @contextmanager
@@ -431,7 +436,7 @@ def _upsert(lease: _Lease, campaign: Campaign, pages: int, report: Progress, *,
             cursor.execute(q.WORK_MEM)
             cursor.execute(statement, {
                 "campaign_id": campaign.pk, "imported_at": imported_at, "changed_ids": opened,
-                "lo": f"({lo},0)", "hi": f"({lo + BATCH_PAGES},0)",
+                **_pages(lo, lo + BATCH_PAGES),
             })
             inserted, updated, changed = cursor.fetchone()
             if changed:
