@@ -12,7 +12,7 @@ of six common formats), then, in one process:
 1. a raw ``COPY ... FROM STDIN (FORMAT csv)`` of the file into a plain four-text-column
    table: the floor for getting those bytes into PostgreSQL at all; then a raw
    ``INSERT ... SELECT`` of those rows into the registry (cast, unchecked, unhashed): the
-   floor for writing them to that table with its indexes and foreign key;
+   floor for writing them to that table with its indexes and campaign check;
 2. the import into a new campaign whose eligibility has not opened (the main load happens
    before opening day: no cached answers to fence), split into reading (the COPY into
    staging) and the rest, from the progress callbacks;
@@ -97,8 +97,8 @@ FROM bench_raw_copy
 def raw_registry_insert(*, table: str = "vouchers_registryentry",
                         campaign_id: int | None = None) -> float:
     """The copied rows cast and inserted into the registry as they are (no checks, no
-    hashing, no ON CONFLICT): what writing them to that table, its indexes and its foreign
-    key costs at least. Into a new campaign unless ``campaign_id`` is given; drops the
+    hashing, no ON CONFLICT): what writing them to that table, its indexes and its campaign
+    check costs at least. Into a new campaign unless ``campaign_id`` is given; drops the
     copied rows' table after."""
     if campaign_id is None:
         campaign_id = create_campaign(slug=f"bench-raw-{time.time_ns()}", name="bench raw",

@@ -151,15 +151,17 @@ class Population:
 
     def expected(self, *, late: bool) -> dict[str, int]:
         """What the file holds, counted by PostgreSQL from the same rows: accounts by
-        status, and rows without a phone."""
+        status, and rows without a phone (in all, and of closed accounts)."""
         statement = sql.SQL(
             "SELECT account_status, count(*), count(*) FILTER (WHERE phone = '') "
             "FROM ({}) r GROUP BY 1").format(self._rows(late=late))
         with connection.cursor() as cursor:
             cursor.execute(statement)
             counts = cursor.fetchall()
-        expected = {"active": 0, "dormant": 0, "closed": 0, "no_phone": 0}
+        expected = {"active": 0, "dormant": 0, "closed": 0, "no_phone": 0, "closed_no_phone": 0}
         for status, n, no_phone in counts:
             expected[status] = n
             expected["no_phone"] += no_phone
+            if status == "closed":
+                expected["closed_no_phone"] = no_phone
         return expected

@@ -68,10 +68,11 @@ def test_a_good_file_is_typed_hashed_and_loaded(campaign):
     rows = registry(campaign)
     assert {cid: r.account_status for cid, r in rows.items()} == {
         1: "active", 2: "dormant", 3: "closed", 4: "closed", 5: "active", 6: "closed"}
-    assert bytes(rows[1].phone_hash) == phone_hash("01012345678", key=key())
-    assert bytes(rows[2].phone_hash) == phone_hash("010-2345-6789", key=key())
+    # A closed account's phone is kept as its keyed hash; an open or dormant one's is
+    # checked (a bad one refuses the line), not kept.
+    assert bytes(rows[3].phone_hash) == phone_hash("010-3456-7890", key=key())
     assert bytes(rows[4].phone_hash) == phone_hash("0113456789", key=key())
-    assert rows[5].phone_hash is None and rows[6].phone_hash is None
+    assert [rows[cid].phone_hash for cid in (1, 2, 5, 6)] == [None] * 4
     # No offset: read in Asia/Seoul; with one: as given.
     assert rows[3].account_closed_at == dt.datetime(2025, 11, 30, tzinfo=SEOUL)
     assert rows[4].account_closed_at == dt.datetime(2025, 12, 1, 10, 30, tzinfo=dt.UTC)
@@ -83,7 +84,7 @@ def test_a_good_file_is_typed_hashed_and_loaded(campaign):
 
 def test_columns_may_come_in_any_order_and_the_header_may_have_a_bom(campaign):
     source = io.BytesIO("\ufeffphone,customer_id,account_closed_at,account_status\r\n"
-                        "010-1111-2222,7,,active\r\n".encode())
+                        "010-1111-2222,7,2025-11-30,closed\r\n".encode())
     import_registry(campaign=campaign, source=source, actor="test")
     assert bytes(registry(campaign)[7].phone_hash) == phone_hash("01011112222", key=key())
 

@@ -64,9 +64,10 @@ def test_every_line_is_typed_and_loaded_once_across_slices(campaign):
     stored = dict(RegistryEntry.objects.filter(campaign=campaign)
                   .values_list("customer_id", "phone_hash"))
     assert sorted(stored) == [cid for cid in range(2, LINES) if cid not in (1001, 5001)]
-    for cid in (2, 7, 3000, 5999):
+    for cid in (7, 2996, 5999):  # closed: the phone's keyed hash
         phone = line(cid).split(",")[3]
         assert bytes(stored[cid]) == phone_hash(phone, key=settings.PHONE_HASH_KEY)
+    assert stored[2] is None and stored[3000] is None  # active: checked, not kept
     with connection.cursor() as cursor:
         cursor.execute("SELECT to_regclass(%s), to_regclass(%s)",
                        [f"registry_import_raw_{campaign.pk}",
@@ -141,3 +142,24 @@ def test_the_lease_is_renewed_while_slices_run(campaign, monkeypatch):
         lease.in_slices(slow_slice, range(8), seen.append)
     assert len(seen) == 8
     assert len(set(seen)) >= 3, seen
+
+
+def test_a_first_import_falls_back_to_the_upsert_when_a_customer_appears_meanwhile(campaign):
+    """Into an empty registry the batches insert plainly; a customer another writer adds
+    while they run (an accepted appeal, say) breaks a later batch's plain INSERT, which
+    then upserts: the import succeeds and counts that customer as updated."""
+    late = LINES - 10
+
+    def appeal_accepted(stage, done, total):
+        if stage == "load" and not added:
+            added.append(RegistryEntry.objects.create(
+                campaign=campaign, customer_id=late, account_status="dormant",
+                imported_at=campaign.created_at))
+
+    added: list = []
+    result = import_registry(campaign=campaign, source=source([line(c) for c in range(1, LINES)]),
+                             actor="test", progress=appeal_accepted)
+    assert added
+    assert (result.inserted, result.updated, result.registry_rows) == (LINES - 2, 1, LINES - 1)
+    assert RegistryEntry.objects.get(campaign=campaign, customer_id=late).account_status \
+        == "active"

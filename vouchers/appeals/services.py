@@ -26,9 +26,9 @@ from voucher_service.problems import ProblemError
 from vouchers.appeals.models import ONE_OPEN_PER_CUSTOMER, Appeal, AppealStatus
 from vouchers.eligibility.selectors import CampaignFacts
 from vouchers.models import AccountStatus, RegistryEntry
+from vouchers.models.registry import REGISTRY_KEY
 
 # Violated when the registry has the customer already.
-_REGISTRY_KEY = f"{RegistryEntry._meta.db_table}_pkey"
 
 
 def _already_eligible() -> ProblemError:
@@ -100,7 +100,7 @@ def accept_appeal(*, appeal_id: UUID, account_status: str, note: str = "",
                 account_closed_at=(appeal.decided_at if account_status == AccountStatus.CLOSED
                                    else None))
     except IntegrityError as exc:
-        if violated_constraint(exc) != _REGISTRY_KEY:
+        if violated_constraint(exc) != REGISTRY_KEY:
             raise
         raise _already_eligible() from exc  # an import added them since the filing
     _audit(appeal, actor=actor, action="accepted", slug=appeal.campaign.slug,

@@ -48,11 +48,12 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 
 from voucher_service.audit import record_event
-from voucher_service.integrity import lock_not_available
+from voucher_service.integrity import first_row_unless_violated, lock_not_available
 from voucher_service.problems import ProblemError
 from vouchers.eligibility import importing_sql as q
 from vouchers.models import Campaign, RegistryEntry
 from vouchers.models.changes import customers_changed
+from vouchers.models.registry import REGISTRY_KEY
 
 CHUNK_BYTES = 1 << 20
 # Heap pages of the typed rows table per upsert transaction: about 150,000 rows.
@@ -334,9 +335,9 @@ _COPY_LINE = re.compile(r"\bline (\d+)")
 def _stage(lease: _Lease, source: BinaryIO, header: list[str], report: Progress
            ) -> tuple[str, int, int, int]:
     """Streams the rest of the file into the raw table (one transaction), types its lines
-    into the rows table (in slices, on several connections at once), then drops the raw
-    table and marks the duplicates. Returns the file's SHA-256, the number of lines and of
-    invalid ones, and the rows table's heap pages."""
+    into the rows table and counts them (in slices, on several connections at once), then
+    drops the raw table and marks the duplicate ids if any. Returns the file's
+    SHA-256, the number of lines and of invalid ones, and the rows table's heap pages."""
     try:
         with lease.transaction() as cursor:
             cursor.execute(q.drop_tables(lease.raw, lease.rows))  # left by an import that died
@@ -360,15 +361,25 @@ def _stage(lease: _Lease, source: BinaryIO, header: list[str], report: Progress
             cursor.execute(q.type_rows(lease.rows, lease.raw), _typing(*pages))
 
     # Equal slices, one per connection; the last one runs to the end of the table.
-    step = -(-max(raw_pages, 1) // max(settings.REGISTRY_IMPORT_CONNECTIONS, 1))
+    parts = max(settings.REGISTRY_IMPORT_CONNECTIONS, 1)
+    step = -(-max(raw_pages, 1) // parts)
     slices = [(lo, lo + step) for lo in range(0, max(raw_pages, 1), step)]
     lease.in_slices(type_slice, slices, lambda _: None)
+
+    def count_part(part: int) -> tuple[int, int, bool]:
+        with lease.slice_transaction() as cursor:
+            cursor.execute(q.WORK_MEM)
+            cursor.execute(q.count_part(lease.rows), {"part": part, "parts": parts})
+            return cursor.fetchone()
+
+    counts: list[tuple[int, int, bool]] = []
+    lease.in_slices(count_part, range(parts), counts.append)
+    rows, invalid = sum(c[0] for c in counts), sum(c[1] for c in counts)
     with lease.transaction() as cursor:
         cursor.execute(q.drop_tables(lease.raw))
-        cursor.execute(q.WORK_MEM)
-        cursor.execute(q.mark_duplicates(lease.rows))
-        cursor.execute(q.count_rows(lease.rows))
-        rows, invalid = cursor.fetchone()
+        if any(c[2] for c in counts):
+            cursor.execute(q.WORK_MEM)
+            cursor.execute(q.mark_duplicates(lease.rows))
         cursor.execute(q.heap_pages(lease.rows))
         (pages,) = cursor.fetchone()
     return digest, rows, invalid, pages
@@ -423,8 +434,12 @@ def _first_problems(lease: _Lease, limit: int) -> tuple[LineProblem, ...]:
 def _upsert(lease: _Lease, campaign: Campaign, pages: int, report: Progress, *,
             exposed: bool) -> tuple[int, int]:
     """The good rows into the registry, a batch of heap pages per transaction, on several
-    connections at once (the batches hold distinct customers: duplicates are refused)."""
-    statement = q.upsert_batch(RegistryEntry._meta.db_table, lease.rows, exposed=exposed)
+    connections at once (the batches hold distinct customers: duplicates are refused).
+    Into a campaign with no registry yet, each batch tries the plain INSERT first."""
+    table = RegistryEntry._meta.db_table
+    upsert = q.load_batch(table, lease.rows, exposed=exposed, upsert=True)
+    fresh = not RegistryEntry.objects.filter(campaign=campaign).exists()
+    plain = q.load_batch(table, lease.rows, exposed=exposed, upsert=False) if fresh else None
     imported_at = timezone.now()
     batches = range(0, pages, BATCH_PAGES)
     counts = [0, 0]
@@ -432,13 +447,15 @@ def _upsert(lease: _Lease, campaign: Campaign, pages: int, report: Progress, *,
     def load(lo: int) -> tuple[int, int]:
         # Answers are cached only once eligibility is open: before that, no fences needed.
         opened = timezone.now() >= campaign.eligibility_opens_at
+        params = {"campaign_id": campaign.pk, "imported_at": imported_at,
+                  "changed_ids": opened, **_pages(lo, lo + BATCH_PAGES)}
         with lease.slice_transaction() as cursor:
             cursor.execute(q.WORK_MEM)
-            cursor.execute(statement, {
-                "campaign_id": campaign.pk, "imported_at": imported_at, "changed_ids": opened,
-                **_pages(lo, lo + BATCH_PAGES),
-            })
-            inserted, updated, changed = cursor.fetchone()
+            row = plain and first_row_unless_violated(cursor, plain, params, REGISTRY_KEY)
+            if row is None:
+                cursor.execute(upsert, params)
+                row = cursor.fetchone()
+            inserted, updated, changed = row
             if changed:
                 customers_changed(campaign_id=campaign.pk, customer_ids=changed)
         return inserted, updated

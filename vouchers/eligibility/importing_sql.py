@@ -15,7 +15,8 @@ a transaction (the import works through a pooler in transaction mode):
     on the database server, in a table that is not in the WAL (so not in backups or
     replicas) and that a crash empties.
 ``registry_import_rows_<campaign id>``
-    one typed row per line, with the phone already reduced to its keyed hash; a line's
+    one typed row per line, its phone checked and, a closed account's, reduced to its
+    keyed hash (no other phone is kept); a line's
     problem (``PROBLEM``) is derived from its columns. The upsert batches read it.
 
 Rules (documented for operators in the command's help):
@@ -27,7 +28,8 @@ Rules (documented for operators in the command's help):
   offset it is read in the display zone (``TIME_ZONE``, Asia/Seoul).
 * ``phone``: optional (a closed account without one cannot claim by phone, but stays
   eligible); when given, a Korean mobile number in any common format
-  (``voucher_service.phones``). Stored as ``hmac(normal form, PHONE_HASH_KEY, sha256)``.
+  (``voucher_service.phones``). A closed account's is stored as ``hmac(normal form,
+  PHONE_HASH_KEY, sha256)``; an open or dormant account's is checked, not kept.
 * ``exposed``: an optional column; what of the customer's data the leak exposed, kinds
   joined by ``|`` from ``ExposedKind`` (case, spaces, order and repeats ignored), empty
   for nothing known. Stored as the kinds' bits (``EXPOSED_BITS``). A file without the
@@ -39,7 +41,11 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from voucher_service.phones import phone_normal_form_sql
+from voucher_service.phones import (
+    phone_national_sql,
+    phone_normal_form_sql,
+    phone_without_separators_sql,
+)
 from vouchers.models.registry import EXPOSED_BITS
 
 COLUMNS = ("customer_id", "account_status", "account_closed_at", "phone")
@@ -118,25 +124,35 @@ _ISO_8601 = (
 
 # One pass over a slice of the raw lines (heap pages [lo, hi): a TID range scan, so the
 # slices need no index and the import types them on several connections at once). Every
-# costly expression appears once in the select list:
-# PostgreSQL would evaluate a repeated one again for every mention, so the problem of a
-# line is not computed here but derived later from the stored columns (``PROBLEM``). The
-# customer id is checked with string functions rather than a regular expression, and its
-# cast runs only where the checks passed, so a bad value becomes NULL, never an error.
-# ``exposed`` is the sum of its kinds' bits, or NULL where a part is no kind (an empty
-# part included): a subquery per line, which splits the value once (~1 us a line), where
-# an expression per kind would split it again for each mention (~5 us); an empty or
-# missing value is nothing known, without the subquery (~2 us a line).
+# costly expression is evaluated once a line: ``cleaned`` and ``nationals`` stand behind
+# ``OFFSET 0``, so PostgreSQL computes their columns once instead of substituting their
+# expressions into every mention (the phone's rules read each step's value several times:
+# ``voucher_service.phones``), and the problem of a line is not computed here but derived
+# later from the stored columns (``PROBLEM``). The customer id is checked with string
+# functions rather than a regular expression, and its cast runs only where the checks
+# passed, so a bad value becomes NULL, never an error. Every phone given is checked; only
+# a closed account's is kept, as its keyed hash: a phone is how a closed account's holder
+# finds its vouchers (a claim, a re-joined account), and nothing reads an open account's
+# (hashing them all was a fifth of typing's time). ``exposed`` is the sum of its kinds'
+# bits, or NULL where a part is no kind (an empty part included): a subquery per line,
+# which splits the value once (~1 us a line), where an expression per kind would split it
+# again for each mention (~5 us); an empty or missing value is nothing known, without the
+# subquery.
 _TYPED = sql.SQL("""
 WITH cleaned AS (
     SELECT line,
            btrim(customer_id) AS customer_id,
            lower(btrim(account_status)) AS account_status,
            nullif(btrim(account_closed_at), '') AS closed_text,
-           phone,
+           coalesce(btrim(phone), '') <> '' AS phone_given,
+           {phone_without_separators} AS phone_digits,
            nullif(lower(replace(exposed, ' ', '')), '') AS exposed_text
     FROM {raw}
     WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid
+    OFFSET 0
+),
+nationals AS (
+    SELECT *, {phone_national} AS phone_national FROM cleaned OFFSET 0
 )
 SELECT line,
        CASE WHEN length(customer_id) BETWEEN 1 AND 19
@@ -148,22 +164,26 @@ SELECT line,
        closed_text IS NOT NULL AS closed_given,
        CASE WHEN closed_text ~ {iso_8601}
             THEN pg_temp.registry_import_timestamptz(closed_text) END AS account_closed_at,
-       coalesce(btrim(phone), '') <> '' AS phone_given,
-       hmac({phone_normal_form}, %(key)s, 'sha256') AS phone_hash,
+       phone_given,
+       ({phone_normal_form}) IS NOT NULL AS phone_valid,
+       CASE WHEN account_status = 'closed'
+            THEN hmac({phone_normal_form}, %(key)s, 'sha256') END AS phone_hash,
        CASE WHEN exposed_text IS NULL THEN 0 ELSE
            (SELECT CASE WHEN count(*) = count(k.bit) THEN coalesce(bit_or(k.bit), 0) END
             FROM unnest(string_to_array(exposed_text, '|')) AS part(kind)
             LEFT JOIN (VALUES {kinds}) AS k(kind, bit) USING (kind))
        END::smallint AS exposed,
        false AS duplicate
-FROM cleaned
+FROM nationals
 """)
 
 
 def _typed(raw: sql.Identifier) -> sql.Composed:
     return _TYPED.format(
         raw=raw, iso_8601=sql.Literal(_ISO_8601),
-        phone_normal_form=sql.SQL(phone_normal_form_sql("phone")),
+        phone_without_separators=sql.SQL(phone_without_separators_sql("phone")),
+        phone_national=sql.SQL(phone_national_sql("phone_digits")),
+        phone_normal_form=sql.SQL(phone_normal_form_sql("phone_national")),
         kinds=sql.SQL(", ").join(sql.SQL("({}, {})").format(sql.Literal(kind.value), bit)
                                  for kind, bit in EXPOSED_BITS.items()),
     )
@@ -190,7 +210,7 @@ CASE
     WHEN account_status = 'closed' AND NOT closed_given THEN 'missing_closed_at'
     WHEN account_status <> 'closed' AND closed_given THEN 'unexpected_closed_at'
     WHEN closed_given AND account_closed_at IS NULL THEN 'invalid_closed_at'
-    WHEN phone_given AND phone_hash IS NULL THEN 'invalid_phone'
+    WHEN phone_given AND NOT phone_valid THEN 'invalid_phone'
     WHEN exposed IS NULL THEN 'invalid_exposed'
     WHEN duplicate THEN 'duplicate_customer_id'
 END
@@ -213,13 +233,27 @@ def mark_duplicates(rows: sql.Identifier) -> sql.Composed:
     return _MARK_DUPLICATES.format(rows=rows)
 
 
-_COUNT_ROWS = sql.SQL("""
-SELECT count(*), count(*) FILTER (WHERE ({problem}) IS NOT NULL) FROM {rows}
+# One part of the typed lines (customer ids modulo %(parts)s; lines without an id in part
+# 0): how many lines, how many invalid, and whether an id appears more than once. The
+# import counts the parts on several connections at once, then marks the duplicates only
+# if a part has any: a file seldom does, and hashing every id on one connection took as
+# long as an import batch. A line is invalid when its id appears more than once or is
+# missing, or else when it has a problem of its own (``PROBLEM``, before any marking).
+_COUNT_PART = sql.SQL("""
+SELECT coalesce(sum(n), 0)::bigint,
+       coalesce(sum(CASE WHEN customer_id IS NULL OR n > 1 THEN n ELSE bad END), 0)::bigint,
+       coalesce(bool_or(customer_id IS NOT NULL AND n > 1), false)
+FROM (
+    SELECT customer_id, count(*) AS n, count(*) FILTER (WHERE ({problem}) IS NOT NULL) AS bad
+    FROM {rows}
+    WHERE coalesce(customer_id, 0) %% %(parts)s = %(part)s
+    GROUP BY customer_id
+) ids
 """)
 
 
-def count_rows(rows: sql.Identifier) -> sql.Composed:
-    return _COUNT_ROWS.format(rows=rows, problem=PROBLEM)
+def count_part(rows: sql.Identifier) -> sql.Composed:
+    return _COUNT_PART.format(rows=rows, problem=PROBLEM)
 
 
 _FIRST_PROBLEMS = sql.SQL("""
@@ -235,39 +269,47 @@ def first_problems(rows: sql.Identifier) -> sql.Composed:
 # One batch: the good rows on heap pages [lo, hi) of the rows table, in customer-id order
 # (index locality, and concurrent writers lock registry rows in one order). Batches run
 # on several connections at once; they hold distinct customers (duplicates are refused).
-# A row that exists is rewritten only where something changed, so importing the same file
-# again writes nothing. Vouchers are another table: untouched. With ``changed_ids`` the
-# ids written come back too, for the eligibility cache.
-UPSERT_BATCH = sql.SQL("""
-WITH upserted AS (
+# The upsert rewrites a row that exists only where something changed, so importing the
+# same file again writes nothing. Into a campaign whose registry was empty when the import
+# began (its first import, at full size 33.7M rows), the plain form inserts instead:
+# ``ON CONFLICT`` costs a speculative insertion per row (the caller falls back to the
+# upsert should another writer, an accepted appeal, add one of the batch's customers
+# meanwhile). Vouchers are another table: untouched. With ``changed_ids`` the ids written
+# come back too, for the eligibility cache.
+_LOAD_BATCH = sql.SQL("""
+WITH loaded AS (
     INSERT INTO {registry} AS r (campaign_id, customer_id, {columns}, imported_at)
     SELECT %(campaign_id)s, customer_id, {columns}, %(imported_at)s
     FROM {rows}
     WHERE ctid >= %(lo)s::tid AND ctid < %(hi)s::tid AND ({problem}) IS NULL
     ORDER BY customer_id
-    ON CONFLICT (campaign_id, customer_id) DO UPDATE
-    SET {updates}, imported_at = EXCLUDED.imported_at
-    WHERE ({existing}) IS DISTINCT FROM ({excluded})
+    {on_conflict}
     RETURNING customer_id, xmax = 0 AS inserted
 )
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted),
        array_agg(customer_id) FILTER (WHERE %(changed_ids)s)
-FROM upserted
+FROM loaded
 """)
+_ON_CONFLICT = sql.SQL("""ON CONFLICT (campaign_id, customer_id) DO UPDATE
+    SET {updates}, imported_at = EXCLUDED.imported_at
+    WHERE ({existing}) IS DISTINCT FROM ({excluded})""")
 _UPSERTED = ("account_status", "account_closed_at", "phone_hash")
 
 
-def upsert_batch(registry_table: str, rows: sql.Identifier, *, exposed: bool
-                 ) -> sql.Composed:
-    """The batch statement; with ``exposed`` (the file has the column) that column is
-    written and compared too, without it a new row gets the column's default."""
+def load_batch(registry_table: str, rows: sql.Identifier, *, exposed: bool, upsert: bool
+               ) -> sql.Composed:
+    """The batch statement, the upsert or the plain INSERT; with ``exposed`` (the file has
+    the column) that column is written and compared too, without it a new row gets the
+    column's default."""
     columns = [sql.Identifier(c) for c in (*_UPSERTED, *(("exposed",) if exposed else ()))]
-    return UPSERT_BATCH.format(
-        registry=sql.Identifier(registry_table), rows=rows, problem=PROBLEM,
-        columns=sql.SQL(", ").join(columns),
+    on_conflict = _ON_CONFLICT.format(
         updates=sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=c) for c in columns),
         existing=sql.SQL(", ").join(sql.SQL("r.{}").format(c) for c in columns),
         excluded=sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(c) for c in columns),
+    )
+    return _LOAD_BATCH.format(
+        registry=sql.Identifier(registry_table), rows=rows, problem=PROBLEM,
+        columns=sql.SQL(", ").join(columns), on_conflict=on_conflict if upsert else sql.SQL(""),
     )
 
 

@@ -37,9 +37,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 
-from voucher_service.integrity import violated_constraint
+from voucher_service.integrity import first_row_unless_violated
 from vouchers.eligibility.registered import lock_campaign_issuance
 from vouchers.issuance.owed import fetch_owed, pairs
 from vouchers.ledger.posting import literal, posted
@@ -124,22 +124,6 @@ SELECT EXISTS (
 )
 """
 
-def _duplicate_voucher(exc: IntegrityError) -> bool:
-    return violated_constraint(exc) == ONE_PER_CUSTOMER_COMPONENT
-
-
-def _issue_fresh_range(cursor, plain: str, params: dict) -> tuple | None:
-    """The plain INSERT, in a savepoint; None if another transaction issued into the range
-    first (the caller then runs the idempotent form)."""
-    try:
-        with transaction.atomic():
-            cursor.execute(plain, params)
-            return cursor.fetchone()
-    except IntegrityError as exc:
-        if not _duplicate_voucher(exc):
-            raise
-        return None
-
 
 @dataclass(frozen=True)
 class Issued:
@@ -163,7 +147,8 @@ def issue(
         lock_campaign_issuance(campaign_id, shared=True)
         hold_off_sweeps()  # no sweep passes the new vouchers' expiry before they commit
         cursor.execute(_RANGE_ISSUED, params)
-        row = None if cursor.fetchone()[0] else _issue_fresh_range(cursor, plain, params)
+        row = None if cursor.fetchone()[0] else first_row_unless_violated(
+            cursor, plain, params, ONE_PER_CUSTOMER_COMPONENT)
         if row is None:
             row = fetch_owed(cursor, idempotent, params)
     return Issued(vouchers=int(row[0]), customers=row[1])
