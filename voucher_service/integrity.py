@@ -20,18 +20,17 @@ def lock_not_available(exc: DatabaseError) -> bool:
     return getattr(exc.__cause__, "sqlstate", None) == _LOCK_NOT_AVAILABLE
 
 
-def first_row_unless_violated(cursor, statement, params: dict, constraint: str
-                              ) -> tuple | None:
-    """``statement``'s first row, run in a savepoint; None if it broke ``constraint`` (its
-    work rolled back). The bulk writers insert rows nobody else should have written yet
-    with a plain INSERT, since ``ON CONFLICT`` costs a speculative insertion per row; should
-    another transaction have written one of them meanwhile, the caller runs its
-    ``ON CONFLICT`` form instead."""
+def ran_unless_violated(cursor, statement, params: dict, constraint: str) -> bool:
+    """Runs ``statement`` in a savepoint: True, its results on ``cursor``; False if it
+    broke ``constraint`` (its work rolled back). The bulk writers insert rows nobody else
+    should have written yet with a plain INSERT, since ``ON CONFLICT`` costs a speculative
+    insertion per row; should another transaction have written one of them meanwhile, the
+    caller runs its ``ON CONFLICT`` form instead."""
     try:
         with transaction.atomic():
             cursor.execute(statement, params)
-            return cursor.fetchone()
+            return True
     except IntegrityError as exc:
         if violated_constraint(exc) != constraint:
             raise
-        return None
+        return False

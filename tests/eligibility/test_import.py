@@ -345,7 +345,9 @@ def test_once_eligibility_is_open_changed_customers_are_fenced(
         make_campaign, django_capture_on_commit_callbacks):
     opened = make_campaign(slug="opened")
     with django_capture_on_commit_callbacks(execute=True):
-        load(opened, *GOOD)
+        load(opened, *GOOD)  # a first import, plain, counts and fences its customers too
+    assert {cid for cid in range(1, 10)
+            if cache.get(answer_key("opened", cid)) == FENCE} == set(range(1, 7))
     cache.clear()
     with django_capture_on_commit_callbacks(execute=True):
         load(opened, "1,dormant,,", *GOOD[1:], "8,active,,")

@@ -48,7 +48,7 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 
 from voucher_service.audit import record_event
-from voucher_service.integrity import first_row_unless_violated, lock_not_available
+from voucher_service.integrity import lock_not_available, ran_unless_violated
 from voucher_service.problems import ProblemError
 from vouchers.eligibility import importing_sql as q
 from vouchers.models import Campaign, RegistryEntry
@@ -439,7 +439,9 @@ def _upsert(lease: _Lease, campaign: Campaign, pages: int, report: Progress, *,
     table = RegistryEntry._meta.db_table
     upsert = q.load_batch(table, lease.rows, exposed=exposed, upsert=True)
     fresh = not RegistryEntry.objects.filter(campaign=campaign).exists()
-    plain = q.load_batch(table, lease.rows, exposed=exposed, upsert=False) if fresh else None
+    # The plain form, by whether eligibility has opened (whose answers need the ids).
+    plain = {opened: q.load_batch(table, lease.rows, exposed=exposed, upsert=False,
+                                  counted=opened) for opened in (False, True)}
     imported_at = timezone.now()
     batches = range(0, pages, BATCH_PAGES)
     counts = [0, 0]
@@ -451,11 +453,12 @@ def _upsert(lease: _Lease, campaign: Campaign, pages: int, report: Progress, *,
                   "changed_ids": opened, **_pages(lo, lo + BATCH_PAGES)}
         with lease.slice_transaction() as cursor:
             cursor.execute(q.WORK_MEM)
-            row = plain and first_row_unless_violated(cursor, plain, params, REGISTRY_KEY)
-            if row is None:
+            if fresh and ran_unless_violated(cursor, plain[opened], params, REGISTRY_KEY):
+                if not opened:
+                    return cursor.rowcount, 0
+            else:
                 cursor.execute(upsert, params)
-                row = cursor.fetchone()
-            inserted, updated, changed = row
+            inserted, updated, changed = cursor.fetchone()
             if changed:
                 customers_changed(campaign_id=campaign.pk, customer_ids=changed)
         return inserted, updated

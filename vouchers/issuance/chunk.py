@@ -39,7 +39,7 @@ from uuid import UUID
 
 from django.db import connection, transaction
 
-from voucher_service.integrity import first_row_unless_violated
+from voucher_service.integrity import ran_unless_violated
 from vouchers.eligibility.registered import lock_campaign_issuance
 from vouchers.issuance.owed import fetch_owed, pairs
 from vouchers.ledger.posting import literal, posted
@@ -147,9 +147,10 @@ def issue(
         lock_campaign_issuance(campaign_id, shared=True)
         hold_off_sweeps()  # no sweep passes the new vouchers' expiry before they commit
         cursor.execute(_RANGE_ISSUED, params)
-        row = None if cursor.fetchone()[0] else first_row_unless_violated(
-            cursor, plain, params, ONE_PER_CUSTOMER_COMPONENT)
-        if row is None:
+        fresh = not cursor.fetchone()[0]
+        if fresh and ran_unless_violated(cursor, plain, params, ONE_PER_CUSTOMER_COMPONENT):
+            row = cursor.fetchone()
+        else:
             row = fetch_owed(cursor, idempotent, params)
     return Issued(vouchers=int(row[0]), customers=row[1])
 
