@@ -2,8 +2,9 @@
 
 The file is streamed in fixed-size chunks through COPY into an unlogged staging table
 (memory stays flat whatever the file's size), validated and typed in SQL (phones
-normalised and hashed there with pgcrypto, so no phone number crosses into Python), then
-upserted into the registry in batches of short transactions. Typing and upserting are
+checked there, and a closed account's hashed with pgcrypto, so no phone number crosses
+into Python), then upserted into the registry in batches of short transactions (inserted
+plainly into a campaign that has none yet). Typing and upserting are
 CPU work for PostgreSQL, so they run in slices on ``REGISTRY_IMPORT_CONNECTIONS``
 connections at once
 (one thread each), one backend per core; inside a caller's transaction, which only its
